@@ -1,0 +1,58 @@
+//! An echo server: every text or binary message comes back unchanged.
+//!
+//! ```text
+//! cargo run --release --example echo_server [ADDRESS]
+//! ```
+//!
+//! `ADDRESS` defaults to `127.0.0.1:9001`; a bare port (`9002`) means
+//! `127.0.0.1:PORT`. One thread per connection, default [`Config`] limits.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use wscore::{Config, Message, blocking};
+
+fn main() -> io::Result<()> {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let addr = if arg.bytes().all(|b| b.is_ascii_digit()) { format!("127.0.0.1:{arg}") } else { arg };
+    let listener = TcpListener::bind(&addr)?;
+    eprintln!("echo server listening on ws://{}", listener.local_addr()?);
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                thread::spawn(move || {
+                    if let Err(e) = serve(stream) {
+                        eprintln!("connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => eprintln!("accept failed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn serve(stream: TcpStream) -> io::Result<()> {
+    let mut ws = blocking::accept_with(stream, Config::default(), |_request| Ok(wscore::Accept::new()))?;
+    // The received message borrows the connection, so it is copied out
+    // before being sent back; the two buffers are reused for every message.
+    let mut text = String::new();
+    let mut binary = Vec::new();
+    loop {
+        let reply = match ws.read()? {
+            None => return Ok(()),
+            Some(Message::Text(t)) => {
+                text.clear();
+                text.push_str(t);
+                Message::Text(&text)
+            }
+            Some(Message::Binary(b)) => {
+                binary.clear();
+                binary.extend_from_slice(b);
+                Message::Binary(&binary)
+            }
+        };
+        ws.send(reply)?;
+    }
+}

@@ -1,0 +1,128 @@
+//! Every limit and timer of a connection, with its default and the reason for it.
+
+use core::time::Duration;
+
+use crate::error::UsageError;
+
+/// Settings for one [`Connection`](crate::Connection).
+///
+/// Build one from [`Config::default()`] and change the fields you need; the
+/// connection checks them when it is created.
+///
+/// ```
+/// let mut config = wscore::Config::default();
+/// config.max_message_size = 1 << 20;
+/// config.ping_interval = Some(core::time::Duration::from_secs(20));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted, checked from the header before
+    /// any of the payload is buffered (close 1009). Default 16 MiB, the
+    /// same as tungstenite, so peers that send whole messages as one frame
+    /// (Autobahn 9.1.6 sends 16 MiB) interoperate.
+    pub max_frame_size: usize,
+    /// The largest message accepted, summed over its fragments and checked
+    /// as each frame header arrives (close 1009). Default 64 MiB. This is
+    /// the memory one connection may hold for a message in whole-message
+    /// mode; lower it for servers with many connections.
+    pub max_message_size: usize,
+    /// The most frames one message may be split into (close 1009). Default
+    /// 131072: enough for Autobahn's 4 MiB in 64-byte fragments, while
+    /// bounding the per-message work a peer can cause with empty fragments.
+    pub max_fragments: usize,
+    /// The largest opening handshake (request or response head) accepted.
+    /// Default 16 KiB, the same bound h11 uses for an incomplete event;
+    /// a server answers a larger head with 431.
+    pub max_handshake_size: usize,
+    /// The most header fields in a handshake. Default 64; a server answers
+    /// more with 431.
+    pub max_headers: usize,
+    /// Outgoing data frames carry at most this much payload; longer
+    /// messages are split into fragments. Default 1 MiB.
+    pub max_send_frame_size: usize,
+    /// Sending a message fails with [`Error::WriteBufferFull`](crate::Error::WriteBufferFull)
+    /// while this many bytes or more wait to be transmitted, so a peer that
+    /// never reads cannot make the connection buffer without bound: at most
+    /// this plus one message is ever queued. Automatic pongs are held back
+    /// (only the latest) while the buffer is this full. Default 4 MiB.
+    pub write_buffer_high_water: usize,
+    /// Deliver data as [`Event::Chunk`](crate::Event::Chunk)s as it arrives
+    /// instead of whole [`Event::Message`](crate::Event::Message)s. Streaming
+    /// never holds more than one read's worth of payload, so
+    /// `max_message_size` only applies in whole-message mode. Default `false`.
+    pub streaming: bool,
+    /// Send a ping after this long without receiving anything. Default off.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection (close 1001) after this long without receiving
+    /// anything; pair it with `ping_interval` so a live peer has something
+    /// to answer. Default off.
+    pub idle_timeout: Option<Duration>,
+    /// After sending a close frame, wait this long for the peer's; on a
+    /// client, also how long to wait for the server to close the TCP
+    /// connection after the closing handshake (RFC 6455 §7.1.1). Default 5 s.
+    pub close_timeout: Duration,
+    /// Fail a connection whose opening handshake takes longer than this,
+    /// so slow or silent peers cannot hold server resources. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
+    /// Receive and send buffers keep up to this much capacity when they
+    /// have been drained; larger buffers are freed. Default 0: an idle
+    /// connection holds no buffer. Raise it (e.g. to 4096) to avoid an
+    /// allocation per read for small request/response traffic.
+    pub retained_buffer_capacity: usize,
+    /// Fills a buffer with unpredictable bytes, for a client's
+    /// `Sec-WebSocket-Key` and for seeding its mask generator. With the
+    /// `std` feature the default reads the operating system's source;
+    /// without it there is no default and a client needs one.
+    pub entropy: Option<fn(&mut [u8])>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_fragments: 1 << 17,
+            max_handshake_size: 16 << 10,
+            max_headers: 64,
+            max_send_frame_size: 1 << 20,
+            write_buffer_high_water: 4 << 20,
+            streaming: false,
+            ping_interval: None,
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            retained_buffer_capacity: 0,
+            entropy: default_entropy(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<(), UsageError> {
+        let check = |ok: bool, what| if ok { Ok(()) } else { Err(UsageError::InvalidConfig(what)) };
+        check(self.max_frame_size > 0, "max_frame_size must be positive")?;
+        check(self.max_message_size > 0, "max_message_size must be positive")?;
+        check(self.max_fragments > 0, "max_fragments must be positive")?;
+        check(self.max_send_frame_size > 0, "max_send_frame_size must be positive")?;
+        check(self.max_handshake_size >= 64, "max_handshake_size must be at least 64")?;
+        check(self.max_headers >= 4, "max_headers must be at least 4")?;
+        check(self.ping_interval != Some(Duration::ZERO), "ping_interval must be positive")?;
+        check(self.idle_timeout != Some(Duration::ZERO), "idle_timeout must be positive")
+    }
+}
+
+#[cfg(feature = "std")]
+fn default_entropy() -> Option<fn(&mut [u8])> {
+    fn os(dest: &mut [u8]) {
+        // The OS source failing is not recoverable and not the peer's doing;
+        // continuing with predictable masks would be worse than stopping.
+        getrandom::fill(dest).expect("the operating system's random source failed");
+    }
+    Some(os)
+}
+
+#[cfg(not(feature = "std"))]
+fn default_entropy() -> Option<fn(&mut [u8])> {
+    None
+}

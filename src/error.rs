@@ -1,0 +1,357 @@
+//! Errors, sorted by who is to blame: the peer ([`ProtocolError`],
+//! [`HandshakeError`]), the caller ([`UsageError`], [`Error::WriteBufferFull`]),
+//! the clock ([`Timeout`]) or the transport ([`Error::ConnectionLost`]).
+//!
+//! Every error is small, `Clone` and comparable, so the connection can keep
+//! the one that ended it and report it again.
+
+use core::fmt;
+
+use crate::frame::CloseCode;
+
+/// Everything that can go wrong in a [`Connection`](crate::Connection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer broke RFC 6455 after the handshake. The connection sent a
+    /// close frame with [`ProtocolError::close_code`] and is closed.
+    Protocol(ProtocolError),
+    /// The opening handshake failed. On the server the peer got an HTTP
+    /// error response with [`HandshakeError::status`].
+    Handshake(HandshakeError),
+    /// The caller used the API wrongly; nothing was sent.
+    Usage(UsageError),
+    /// The send buffer is at or above
+    /// [`Config::write_buffer_high_water`](crate::Config::write_buffer_high_water):
+    /// transmit what is buffered first. Nothing was queued.
+    WriteBufferFull,
+    /// A deadline from [`Config`](crate::Config) passed.
+    Timeout(Timeout),
+    /// The transport ended or failed before the closing handshake finished
+    /// (reported as close code 1006, which is never sent).
+    ConnectionLost,
+}
+
+impl Error {
+    /// The close code that describes this error to the peer or to the
+    /// application: the code that was sent, or 1006 when none could be.
+    pub const fn close_code(&self) -> CloseCode {
+        match self {
+            Self::Protocol(e) => e.close_code(),
+            Self::Timeout(Timeout::Idle) => CloseCode::GOING_AWAY,
+            Self::Timeout(Timeout::Close) | Self::ConnectionLost | Self::Handshake(_) => CloseCode::ABNORMAL,
+            Self::Timeout(Timeout::Handshake) => CloseCode::ABNORMAL,
+            Self::Usage(_) | Self::WriteBufferFull => CloseCode::INTERNAL_ERROR,
+        }
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Handshake(e)
+    }
+}
+
+impl From<UsageError> for Error {
+    fn from(e: UsageError) -> Self {
+        Self::Usage(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Protocol(e) => write!(f, "peer protocol error: {e} (close code {})", e.close_code()),
+            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Self::Usage(e) => write!(f, "API misuse: {e}"),
+            Self::WriteBufferFull => f.write_str("write buffer full: transmit buffered data first"),
+            Self::Timeout(t) => write!(f, "{t} timeout"),
+            Self::ConnectionLost => f.write_str("connection lost before the closing handshake (1006)"),
+        }
+    }
+}
+
+/// A violation of RFC 6455 by the peer, after the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A client sent an unmasked frame (§5.1).
+    UnmaskedFrame,
+    /// A server sent a masked frame (§5.1).
+    MaskedFrame,
+    /// A reserved bit was set that no negotiated extension defines (§5.2).
+    ReservedBits,
+    /// A reserved opcode (§5.2).
+    ReservedOpcode(u8),
+    /// A 64-bit payload length with its most significant bit set (§5.2).
+    LengthHighBit,
+    /// A payload length not in its shortest encoding (§5.2).
+    NonMinimalLength,
+    /// A control frame with more than 125 bytes of payload (§5.5).
+    ControlFrameTooLong,
+    /// A control frame without FIN (§5.5).
+    FragmentedControlFrame,
+    /// A continuation frame with no message in progress (§5.4).
+    UnexpectedContinuation,
+    /// A new text or binary frame while a fragmented message was in progress (§5.4).
+    ExpectedContinuation,
+    /// Text that is not UTF-8, in a message or a close reason (§8.1): 1007.
+    InvalidUtf8,
+    /// A close frame with a one-byte payload (§5.5.1).
+    InvalidClosePayload,
+    /// A close frame with a code that may not be sent (§7.4).
+    InvalidCloseCode(u16),
+    /// A frame longer than [`Config::max_frame_size`](crate::Config::max_frame_size): 1009.
+    FrameTooLarge,
+    /// A message longer than [`Config::max_message_size`](crate::Config::max_message_size): 1009.
+    MessageTooLarge,
+    /// More fragments than [`Config::max_fragments`](crate::Config::max_fragments): 1009.
+    TooManyFragments,
+}
+
+impl ProtocolError {
+    /// The close code sent to the peer for this error.
+    pub const fn close_code(&self) -> CloseCode {
+        match self {
+            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::FrameTooLarge | Self::MessageTooLarge | Self::TooManyFragments => CloseCode::TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+
+    /// A short reason, sent in the close frame.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::UnmaskedFrame => "unmasked client frame",
+            Self::MaskedFrame => "masked server frame",
+            Self::ReservedBits => "reserved bits set",
+            Self::ReservedOpcode(_) => "reserved opcode",
+            Self::LengthHighBit => "64-bit length with high bit set",
+            Self::NonMinimalLength => "length not minimally encoded",
+            Self::ControlFrameTooLong => "control frame over 125 bytes",
+            Self::FragmentedControlFrame => "fragmented control frame",
+            Self::UnexpectedContinuation => "continuation without a message",
+            Self::ExpectedContinuation => "new message inside a fragmented message",
+            Self::InvalidUtf8 => "invalid UTF-8",
+            Self::InvalidClosePayload => "one-byte close payload",
+            Self::InvalidCloseCode(_) => "invalid close code",
+            Self::FrameTooLarge => "frame too large",
+            Self::MessageTooLarge => "message too large",
+            Self::TooManyFragments => "too many fragments",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
+            Self::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            _ => f.write_str(self.reason()),
+        }
+    }
+}
+
+/// Why an opening handshake failed.
+///
+/// On the server, each error that the peer caused has an HTTP status that
+/// was sent back ([`status`](Self::status)); on the client, the response was
+/// not an acceptable upgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// Not valid HTTP/1.1 (httparse rejected it).
+    Malformed,
+    /// The head exceeded [`Config::max_handshake_size`](crate::Config::max_handshake_size).
+    TooLarge,
+    /// More header fields than [`Config::max_headers`](crate::Config::max_headers).
+    TooManyHeaders,
+    /// The request method was not GET.
+    MethodNotAllowed,
+    /// The request or response was not HTTP/1.1.
+    HttpVersion,
+    /// The request target was not an origin-form path.
+    InvalidTarget,
+    /// No `Host` header, or more than one.
+    Host,
+    /// `Upgrade` missing or not `websocket`.
+    Upgrade,
+    /// `Connection` missing or without the `upgrade` token.
+    Connection,
+    /// `Sec-WebSocket-Key` missing, repeated, or not 16 bytes in base64.
+    Key,
+    /// `Sec-WebSocket-Version` missing or repeated.
+    MissingVersion,
+    /// `Sec-WebSocket-Version` is not 13 (answered with 426).
+    UnsupportedVersion,
+    /// The request carried a body (`Content-Length` or `Transfer-Encoding`).
+    Body,
+    /// The server application rejected the request with this status.
+    Rejected(u16),
+    /// The server answered with this status instead of 101.
+    Status(u16),
+    /// `Sec-WebSocket-Accept` missing or not derived from our key.
+    Accept,
+    /// The server chose a subprotocol the client did not offer, or several.
+    Protocol,
+    /// The server answered with an extension the client did not offer.
+    Extension,
+    /// The transport ended before the handshake completed.
+    Incomplete,
+}
+
+impl HandshakeError {
+    /// The HTTP status a server sends for this error, `None` for errors that
+    /// only a client sees.
+    pub const fn status(&self) -> Option<u16> {
+        Some(match self {
+            Self::Malformed
+            | Self::InvalidTarget
+            | Self::Host
+            | Self::Upgrade
+            | Self::Connection
+            | Self::Key
+            | Self::MissingVersion
+            | Self::Body => 400,
+            Self::TooLarge | Self::TooManyHeaders => 431,
+            Self::MethodNotAllowed => 405,
+            Self::HttpVersion => 505,
+            Self::UnsupportedVersion => 426,
+            Self::Rejected(status) => *status,
+            Self::Status(_) | Self::Accept | Self::Protocol | Self::Extension | Self::Incomplete => return None,
+        })
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("malformed HTTP"),
+            Self::TooLarge => f.write_str("handshake too large"),
+            Self::TooManyHeaders => f.write_str("too many header fields"),
+            Self::MethodNotAllowed => f.write_str("method must be GET"),
+            Self::HttpVersion => f.write_str("HTTP/1.1 required"),
+            Self::InvalidTarget => f.write_str("request target must be a path"),
+            Self::Host => f.write_str("exactly one Host header required"),
+            Self::Upgrade => f.write_str("Upgrade header must be \"websocket\""),
+            Self::Connection => f.write_str("Connection header must contain \"upgrade\""),
+            Self::Key => f.write_str("Sec-WebSocket-Key must be 16 bytes in base64, sent once"),
+            Self::MissingVersion => f.write_str("Sec-WebSocket-Version required, once"),
+            Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
+            Self::Body => f.write_str("upgrade request must not have a body"),
+            Self::Rejected(status) => write!(f, "rejected by the application with status {status}"),
+            Self::Status(status) => write!(f, "server answered status {status} instead of 101"),
+            Self::Accept => f.write_str("Sec-WebSocket-Accept missing or wrong"),
+            Self::Protocol => f.write_str("server chose a subprotocol that was not offered"),
+            Self::Extension => f.write_str("server chose an extension that was not offered"),
+            Self::Incomplete => f.write_str("connection ended during the handshake"),
+        }
+    }
+}
+
+/// A mistake by the code calling the API. Nothing was sent or changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The opening handshake has not completed.
+    NotOpen,
+    /// A close frame was already sent or received: no more frames may be sent.
+    Closing,
+    /// A ping or pong payload over 125 bytes.
+    ControlPayloadTooLong,
+    /// A close code that may not be sent (see [`CloseCode::is_sendable`]).
+    InvalidCloseCode(u16),
+    /// A close reason over 123 bytes.
+    CloseReasonTooLong,
+    /// A whole message while a streamed message is unfinished.
+    MessageInProgress,
+    /// A chunk whose kind differs from the message it continues.
+    KindMismatch,
+    /// A text chunk that is not UTF-8.
+    InvalidUtf8,
+    /// `accept` or `reject` when no request is waiting for an answer.
+    NoPendingRequest,
+    /// Accepting with a subprotocol the client did not offer.
+    UnofferedProtocol,
+    /// A header name or value that is not a valid HTTP token or field value.
+    InvalidHeader,
+    /// A rejection status outside 400–599.
+    InvalidStatus,
+    /// The URL is not a valid `ws://` or `wss://` URL.
+    InvalidUrl,
+    /// No source of randomness: set [`Config::entropy`](crate::Config::entropy).
+    NoEntropy,
+    /// A configuration value is out of range; the message says which.
+    InvalidConfig(&'static str),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOpen => f.write_str("the opening handshake has not completed"),
+            Self::Closing => f.write_str("the connection is closing or closed"),
+            Self::ControlPayloadTooLong => f.write_str("control payload over 125 bytes"),
+            Self::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+            Self::CloseReasonTooLong => f.write_str("close reason over 123 bytes"),
+            Self::MessageInProgress => f.write_str("a streamed message is unfinished"),
+            Self::KindMismatch => f.write_str("chunk kind differs from the message in progress"),
+            Self::InvalidUtf8 => f.write_str("text chunk is not UTF-8"),
+            Self::NoPendingRequest => f.write_str("no handshake request is waiting for an answer"),
+            Self::UnofferedProtocol => f.write_str("subprotocol was not offered by the client"),
+            Self::InvalidHeader => f.write_str("invalid header name or value"),
+            Self::InvalidStatus => f.write_str("rejection status must be 400-599"),
+            Self::InvalidUrl => f.write_str("not a valid ws:// or wss:// URL"),
+            Self::NoEntropy => f.write_str("no source of randomness configured"),
+            Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+        }
+    }
+}
+
+/// Which deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The opening handshake did not complete within
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout).
+    Handshake,
+    /// Nothing arrived within [`Config::idle_timeout`](crate::Config::idle_timeout).
+    Idle,
+    /// The peer did not answer our close within
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    Close,
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Handshake => "handshake",
+            Self::Idle => "idle",
+            Self::Close => "close",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Protocol(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Usage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ProtocolError {}
+#[cfg(feature = "std")]
+impl std::error::Error for HandshakeError {}
+#[cfg(feature = "std")]
+impl std::error::Error for UsageError {}
