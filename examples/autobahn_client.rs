@@ -24,13 +24,19 @@ fn main() -> io::Result<()> {
         n
     };
     eprintln!("running {count} cases as agent {agent}");
+    let mut ended_with_error = 0;
     for case in 1..=count {
-        if let Err(e) = run_case(&format!("{base}/runCase?case={case}&agent={agent}")) {
-            eprintln!("case {case}: {e}");
+        // Cases that test our failure handling end in an error by design;
+        // the verdicts are in the suite's report, not here.
+        if run_case(&format!("{base}/runCase?case={case}&agent={agent}")).is_err() {
+            ended_with_error += 1;
         }
     }
-    let (mut ws, _) = blocking::connect(&format!("{base}/updateReports?agent={agent}"))?;
-    while ws.read()?.is_some() {}
+    eprintln!("{ended_with_error} of {count} cases ended with an error (expected for failure and unimplemented cases)");
+    // The suite writes its report and may drop this connection while exiting.
+    if let Ok((mut ws, _)) = blocking::connect(&format!("{base}/updateReports?agent={agent}&shutdownOnComplete=true")) {
+        while let Ok(Some(_)) = ws.read() {}
+    }
     Ok(())
 }
 

@@ -69,7 +69,7 @@ pub fn connect_with(url: &str, config: Config) -> io::Result<(WebSocket<TcpStrea
     stream.set_nodelay(true)?;
     let conn = Connection::client(handshake, config, Duration::ZERO).map_err(to_io)?;
     let mut ws = WebSocket::new(stream, conn);
-    ws.set_timeout_hook(TcpStream::set_read_timeout);
+    ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
     let response = ws.handshake_as_client()?;
     Ok((ws, response))
 }
@@ -105,7 +105,7 @@ where
     stream.set_nodelay(true)?;
     let conn = Connection::server(config, Duration::ZERO).map_err(to_io)?;
     let mut ws = WebSocket::new(stream, conn);
-    ws.set_timeout_hook(TcpStream::set_read_timeout);
+    ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
     ws.handshake_as_server(decide)?;
     Ok(ws)
 }
@@ -127,11 +127,13 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Lets the adapter set the stream's read timeout before each read, so
-    /// that heartbeats and timeouts fire while waiting for data. Without it,
-    /// timers only run when a read returns (give the stream a read timeout
-    /// of your own, or data arrives).
-    pub fn set_timeout_hook(&mut self, hook: TimeoutHook<S>) {
-        self.timeout_hook = Some(hook);
+    /// that heartbeats and timeouts fire while waiting for data
+    /// ([`connect`] and [`accept`] set `TcpStream::set_read_timeout`).
+    /// Without a hook, timers run whenever a read returns; a read that
+    /// times out on a timeout of your own is returned to you as the
+    /// `WouldBlock` or `TimedOut` error.
+    pub fn set_timeout_hook(&mut self, hook: Option<TimeoutHook<S>>) {
+        self.timeout_hook = hook;
     }
 
     /// Server: reads the upgrade request and answers it as `decide` says.
@@ -373,7 +375,12 @@ impl<S: Read + Write> WebSocket<S> {
             Ok(0) => self.conn.handle_eof(),
             Ok(n) => self.conn.receive(self.epoch.elapsed(), &buf[..n]),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                self.conn.handle_timeout(self.epoch.elapsed());
+                let now = self.epoch.elapsed();
+                self.conn.handle_timeout(now);
+                // A timeout we did not ask for is the caller's to handle.
+                if !deadline.is_some_and(|d| now >= d) {
+                    return Err(e);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(self.transport_failed(e)),
