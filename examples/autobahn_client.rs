@@ -2,15 +2,23 @@
 //! echoing every message, then asks it to write the report.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client [ws://127.0.0.1:9001] [AGENT]
+//! cargo run --release --example autobahn_client [ws://127.0.0.1:9001] [AGENT] [--no-deflate]
 //! ```
+//!
+//! permessage-deflate is offered with default settings unless `--no-deflate`.
 
 use std::io;
 
-use wscore::{Message, blocking};
+use wscore::deflate::DeflateConfig;
+use wscore::{Config, Message, blocking};
 
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = Config::default();
+    if !all.iter().any(|a| a == "--no-deflate") {
+        config.deflate = Some(DeflateConfig::default());
+    }
+    let mut args = all.into_iter().filter(|a| !a.starts_with("--"));
     let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let agent = args.next().unwrap_or_else(|| "wscore".into());
 
@@ -28,7 +36,10 @@ fn main() -> io::Result<()> {
     for case in 1..=count {
         // Cases that test our failure handling end in an error by design;
         // the verdicts are in the suite's report, not here.
-        if run_case(&format!("{base}/runCase?case={case}&agent={agent}")).is_err() {
+        if let Err(e) = run_case(&format!("{base}/runCase?case={case}&agent={agent}"), &config) {
+            if std::env::var_os("AUTOBAHN_VERBOSE").is_some() {
+                eprintln!("case {case}: {e}");
+            }
             ended_with_error += 1;
         }
     }
@@ -40,8 +51,8 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
-fn run_case(url: &str) -> io::Result<()> {
-    let (mut ws, _) = blocking::connect(url)?;
+fn run_case(url: &str, config: &Config) -> io::Result<()> {
+    let (mut ws, _) = blocking::connect_with(url, config.clone())?;
     let mut text = String::new();
     let mut binary = Vec::new();
     loop {

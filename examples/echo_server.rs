@@ -1,20 +1,25 @@
 //! An echo server: every text or binary message comes back unchanged.
 //!
 //! ```text
-//! cargo run --release --example echo_server [ADDRESS]
+//! cargo run --release --example echo_server [ADDRESS] [--no-deflate]
 //! ```
 //!
 //! `ADDRESS` defaults to `127.0.0.1:9001`; a bare port (`9002`) means
-//! `127.0.0.1:PORT`. One thread per connection, default [`Config`] limits.
+//! `127.0.0.1:PORT`. One thread per connection, default [`Config`] limits,
+//! and permessage-deflate accepted when a client offers it (default
+//! [`DeflateConfig`]) unless `--no-deflate` is given.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
+use wscore::deflate::DeflateConfig;
 use wscore::{Config, Message, blocking};
 
 fn main() -> io::Result<()> {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let deflate = !args.iter().any(|a| a == "--no-deflate");
+    let arg = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "127.0.0.1:9001".into());
     let addr = if arg.bytes().all(|b| b.is_ascii_digit()) { format!("127.0.0.1:{arg}") } else { arg };
     let listener = TcpListener::bind(&addr)?;
     eprintln!("echo server listening on ws://{}", listener.local_addr()?);
@@ -22,7 +27,7 @@ fn main() -> io::Result<()> {
         match stream {
             Ok(stream) => {
                 thread::spawn(move || {
-                    if let Err(e) = serve(stream) {
+                    if let Err(e) = serve(stream, deflate) {
                         eprintln!("connection ended: {e}");
                     }
                 });
@@ -33,8 +38,10 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
-fn serve(stream: TcpStream) -> io::Result<()> {
-    let mut ws = blocking::accept_with(stream, Config::default(), |_request| Ok(wscore::Accept::new()))?;
+fn serve(stream: TcpStream, deflate: bool) -> io::Result<()> {
+    let mut config = Config::default();
+    config.deflate = deflate.then(DeflateConfig::default);
+    let mut ws = blocking::accept_with(stream, config, |_request| Ok(wscore::Accept::new()))?;
     // The received message borrows the connection, so it is copied out
     // before being sent back; the two buffers are reused for every message.
     let mut text = String::new();

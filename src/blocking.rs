@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Accept, ClientHandshake, CloseCode, Closed, Config, Connection, Error, Event, EventKind, Message, MessageKind,
-    Reject, Request, Response, Role,
+    Reject, Request, Response, Role, State,
 };
 
 /// Sets a stream's read timeout, like [`TcpStream::set_read_timeout`].
@@ -378,11 +378,16 @@ impl<S: Read + Write> WebSocket<S> {
                 let now = self.epoch.elapsed();
                 self.conn.handle_timeout(now);
                 // A timeout we did not ask for is the caller's to handle.
-                if !deadline.is_some_and(|d| now >= d) {
+                if deadline.is_none_or(|d| now < d) {
                     return Err(e);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // After the closing handshake a reset is just how some servers
+            // close TCP; the connection already ended cleanly.
+            Err(_) if self.conn.state() == State::Closed && self.conn.closed().is_some_and(|c| c.clean) => {
+                self.conn.handle_transport_error();
+            }
             Err(e) => return Err(self.transport_failed(e)),
         }
         Ok(())

@@ -70,6 +70,11 @@ pub struct Config {
     /// connection holds no buffer. Raise it (e.g. to 4096) to avoid an
     /// allocation per read for small request/response traffic.
     pub retained_buffer_capacity: usize,
+    /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept
+    /// it when offered (server). Default `None`: compression costs CPU and,
+    /// with context takeover, about 340 KiB per connection (see
+    /// [`DeflateConfig`](crate::deflate::DeflateConfig)).
+    pub deflate: Option<crate::deflate::DeflateConfig>,
     /// Fills a buffer with unpredictable bytes, for a client's
     /// `Sec-WebSocket-Key` and for seeding its mask generator. With the
     /// `std` feature the default reads the operating system's source;
@@ -93,6 +98,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Some(Duration::from_secs(10)),
             retained_buffer_capacity: 0,
+            deflate: None,
             entropy: default_entropy(),
         }
     }
@@ -105,10 +111,16 @@ impl Config {
         check(self.max_message_size > 0, "max_message_size must be positive")?;
         check(self.max_fragments > 0, "max_fragments must be positive")?;
         check(self.max_send_frame_size > 0, "max_send_frame_size must be positive")?;
+        // Zero would refuse every message and every pong.
+        check(self.write_buffer_high_water > 0, "write_buffer_high_water must be positive")?;
         check(self.max_handshake_size >= 64, "max_handshake_size must be at least 64")?;
         check(self.max_headers >= 4, "max_headers must be at least 4")?;
         check(self.ping_interval != Some(Duration::ZERO), "ping_interval must be positive")?;
-        check(self.idle_timeout != Some(Duration::ZERO), "idle_timeout must be positive")
+        check(self.idle_timeout != Some(Duration::ZERO), "idle_timeout must be positive")?;
+        match &self.deflate {
+            Some(deflate) => deflate.validate().map_err(UsageError::InvalidConfig),
+            None => Ok(()),
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use core::time::Duration;
 use base64::Engine as _;
 
 use crate::config::Config;
+use crate::deflate::{Deflate, DeflateParams};
 use crate::error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
-use crate::frame::{CloseCode, CloseFrame, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask};
+use crate::frame::{CloseCode, CloseFrame, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, apply_mask};
 use crate::handshake::server::{write_error_response, write_handshake_error};
 use crate::handshake::{Accept, ClientHandshake, HeadScanner, Reject, Request, Response, accept_key};
 use crate::message::{Message, MessageKind, Utf8Validator};
@@ -131,7 +132,7 @@ enum Ready {
     Request,
     Connected,
     Message { kind: MessageKind, start: usize, end: usize, assembled: bool },
-    Chunk { kind: MessageKind, start: usize, end: usize, fin: bool },
+    Chunk { kind: MessageKind, start: usize, end: usize, fin: bool, assembled: bool },
     Ping { start: usize, end: usize },
     Pong { start: usize, end: usize },
     Close { start: usize, end: usize },
@@ -153,8 +154,12 @@ struct FrameState {
     /// copy. Other frames are consumed as their payload arrives.
     buffered: bool,
     header_len: usize,
-    /// Payload bytes already unmasked (and, for text, validated).
+    /// Payload bytes already unmasked (and, for uncompressed text, validated).
     done: u64,
+    /// Payload bytes consumed from the receive buffer. Equal to `done`
+    /// except in a compressed message, whose unmasked bytes wait there until
+    /// the inflater takes them.
+    consumed: u64,
 }
 
 /// The data message being received.
@@ -163,6 +168,12 @@ struct MessageState {
     kind: MessageKind,
     len: u64,
     fragments: usize,
+    /// RSV1 was set on its first frame (permessage-deflate).
+    compressed: bool,
+    /// How much of the sync-flush tail has been fed to the inflater.
+    tail_fed: u8,
+    /// The deflate stream ended with a final block.
+    stream_ended: bool,
 }
 
 /// The latest pong owed while the send buffer is above its high-water mark.
@@ -179,9 +190,9 @@ struct Output {
     /// Bytes before `pos` have been transmitted.
     pos: usize,
     mask: Option<MaskRng>,
-    /// A streamed message in progress: its kind and, for text, the UTF-8
-    /// state across chunks.
-    sending: Option<(MessageKind, Utf8Validator)>,
+    /// A streamed message in progress: its kind, whether it is compressed,
+    /// and for text the UTF-8 state across chunks.
+    sending: Option<(MessageKind, bool, Utf8Validator)>,
     pending_pong: Option<PendingPong>,
     close_sent: bool,
 }
@@ -203,8 +214,12 @@ impl Output {
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.write_frame_rsv(opcode, fin, 0, payload);
+    }
+
+    fn write_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
         let mask = self.mask.as_mut().map(MaskRng::next_key);
-        let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+        let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.reserve(head_len + payload.len());
@@ -217,17 +232,17 @@ impl Output {
     }
 
     /// Writes `payload` as frames of at most `max_frame` bytes; the first
-    /// has `opcode`, the rest are continuations, the last has `fin`.
-    fn write_data(&mut self, opcode: OpCode, payload: &[u8], fin: bool, max_frame: usize) {
-        let mut opcode = opcode;
+    /// has `opcode` and `rsv`, the rest are continuations, the last has `fin`.
+    fn write_data(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], fin: bool, max_frame: usize) {
+        let (mut opcode, mut rsv) = (opcode, rsv);
         let mut rest = payload;
         loop {
             let (now, later) = rest.split_at(rest.len().min(max_frame));
-            self.write_frame(opcode, fin && later.is_empty(), now);
+            self.write_frame_rsv(opcode, fin && later.is_empty(), rsv, now);
             if later.is_empty() {
                 return;
             }
-            opcode = OpCode::Continuation;
+            (opcode, rsv) = (OpCode::Continuation, 0);
             rest = later;
         }
     }
@@ -242,7 +257,10 @@ impl Output {
             payload[2..2 + reason.len()].copy_from_slice(reason);
             2 + reason.len()
         };
-        self.pending_pong = None;
+        // A ping that arrived before our close is still owed its pong (§5.5.2).
+        if let Some(pong) = self.pending_pong.take() {
+            self.write_frame(OpCode::Pong, true, &pong.data[..usize::from(pong.len)]);
+        }
         self.write_frame(OpCode::Close, true, &payload[..len]);
         self.close_sent = true;
     }
@@ -304,6 +322,8 @@ struct Inner {
     request: Option<Box<Request>>,
     response: Option<Box<Response>>,
     protocol: Option<Box<str>>,
+    /// permessage-deflate, once negotiated.
+    deflate: Option<Box<Deflate>>,
     closed: Option<Closed>,
     closed_reported: bool,
     eof: bool,
@@ -409,7 +429,8 @@ impl Connection {
         let mut key = [0u8; 24];
         let written = base64::engine::general_purpose::STANDARD.encode_slice(nonce, &mut key).unwrap_or(0);
         debug_assert_eq!(written, 24);
-        handshake.write_request(&key, &mut conn.inner.out.buf);
+        let offer = conn.inner.config.deflate.as_ref().map(crate::deflate::negotiation::client_offer);
+        handshake.write_request(&key, offer.as_deref(), &mut conn.inner.out.buf);
         conn.inner.client = Some(Box::new((handshake, accept_key(&key))));
         Ok(conn)
     }
@@ -459,6 +480,7 @@ impl Connection {
                 request: None,
                 response: None,
                 protocol: None,
+                deflate: None,
                 closed: None,
                 closed_reported: false,
                 eof: false,
@@ -553,8 +575,13 @@ impl Connection {
         match s.phase {
             Phase::ServerHandshake | Phase::ClientHandshake | Phase::AwaitingAccept => {
                 if t.handshake_deadline.is_some_and(|d| now >= d) {
-                    if s.phase == Phase::ServerHandshake {
-                        write_error_response(408, &[], b"handshake timeout\n", &mut s.out.buf);
+                    // The client was too slow (408), or our application was (503).
+                    match s.phase {
+                        Phase::ServerHandshake => {
+                            write_error_response(408, &[], b"handshake timeout\n", &mut s.out.buf)
+                        }
+                        Phase::AwaitingAccept => write_error_response(503, &[], b"handshake timeout\n", &mut s.out.buf),
+                        _ => {}
                     }
                     s.fail(Error::Timeout(Timeout::Handshake));
                 }
@@ -591,7 +618,11 @@ impl Connection {
         let Some(request) = s.request.as_deref().filter(|_| s.phase == Phase::AwaitingAccept) else {
             return Err(UsageError::NoPendingRequest.into());
         };
-        accept.write_response(request, &mut s.out.buf)?;
+        let deflate = s.config.deflate.as_ref().and_then(|config| {
+            Some((crate::deflate::negotiation::server_answer(request.extensions(), config)?, config))
+        });
+        accept.write_response(request, deflate.as_ref().map(|((_, answer), _)| answer.as_str()), &mut s.out.buf)?;
+        s.deflate = deflate.map(|((params, _), config)| Box::new(Deflate::new(params, Role::Server, config)));
         s.protocol = accept.protocol.map(Into::into);
         s.request = None;
         s.phase = Phase::Open;
@@ -629,10 +660,20 @@ impl Connection {
     pub fn send(&mut self, message: Message<'_>) -> Result<(), Error> {
         let s = &mut self.inner;
         s.check_send()?;
+        // A pong held back by backpressure goes before new data.
+        s.out.flush_pending(s.config.write_buffer_high_water);
         if s.out.sending.is_some() {
             return Err(UsageError::MessageInProgress.into());
         }
-        s.out.write_data(opcode_of(message.kind()), message.as_bytes(), true, s.config.max_send_frame_size);
+        let data = message.as_bytes();
+        let max_frame = s.config.max_send_frame_size;
+        match s.deflate.as_deref_mut().filter(|d| d.wants(data.len())) {
+            Some(deflate) => {
+                s.out.write_data(opcode_of(message.kind()), RSV1, deflate.compress(data, true), true, max_frame);
+                deflate.release_scratch(s.config.retained_buffer_capacity);
+            }
+            None => s.out.write_data(opcode_of(message.kind()), 0, data, true, max_frame),
+        }
         Ok(())
     }
 
@@ -644,16 +685,30 @@ impl Connection {
     pub fn send_chunk(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
         let s = &mut self.inner;
         s.check_send()?;
-        let (opcode, mut utf8) = match s.out.sending {
-            Some((k, _)) if k != kind => return Err(UsageError::KindMismatch.into()),
-            Some((_, utf8)) => (OpCode::Continuation, utf8),
-            None => (opcode_of(kind), Utf8Validator::default()),
+        // A pong held back by backpressure goes before new data.
+        s.out.flush_pending(s.config.write_buffer_high_water);
+        let (opcode, compressed, mut utf8) = match s.out.sending {
+            Some((k, ..)) if k != kind => return Err(UsageError::KindMismatch.into()),
+            Some((_, compressed, utf8)) => (OpCode::Continuation, compressed, utf8),
+            None => {
+                // Whether a streamed message is compressed is decided by its first chunk.
+                let compressed = s.deflate.as_deref().is_some_and(|d| d.wants(data.len()));
+                (opcode_of(kind), compressed, Utf8Validator::default())
+            }
         };
         if kind == MessageKind::Text && (utf8.feed(data).is_err() || (fin && !utf8.is_complete())) {
             return Err(UsageError::InvalidUtf8.into());
         }
-        s.out.write_data(opcode, data, fin, s.config.max_send_frame_size);
-        s.out.sending = if fin { None } else { Some((kind, utf8)) };
+        let max_frame = s.config.max_send_frame_size;
+        let rsv = if compressed && opcode != OpCode::Continuation { RSV1 } else { 0 };
+        match s.deflate.as_deref_mut().filter(|_| compressed) {
+            Some(deflate) => {
+                s.out.write_data(opcode, rsv, deflate.compress(data, fin), fin, max_frame);
+                deflate.release_scratch(s.config.retained_buffer_capacity);
+            }
+            None => s.out.write_data(opcode, 0, data, fin, max_frame),
+        }
+        s.out.sending = if fin { None } else { Some((kind, compressed, utf8)) };
         Ok(())
     }
 
@@ -673,6 +728,8 @@ impl Connection {
             return Err(UsageError::ControlPayloadTooLong.into());
         }
         s.check_send()?;
+        // A pong held back by backpressure goes before new data.
+        s.out.flush_pending(s.config.write_buffer_high_water);
         s.out.write_frame(opcode, true, payload);
         Ok(())
     }
@@ -724,7 +781,10 @@ impl Connection {
                     MessageKind::Text => Message::Text(core::str::from_utf8(bytes).ok()?),
                 })
             }
-            Ready::Chunk { kind, start, end, fin } => Event::Chunk(Chunk { kind, data: &self.rx[start..end], fin }),
+            Ready::Chunk { kind, start, end, fin, assembled } => {
+                let data = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
+                Event::Chunk(Chunk { kind, data, fin })
+            }
             Ready::Ping { start, end } => Event::Ping(&self.rx[start..end]),
             Ready::Pong { start, end } => Event::Pong(&self.rx[start..end]),
             Ready::Close { start, end } => Event::Close(CloseFrame::parse(&self.rx[start..end]).ok()?),
@@ -827,6 +887,11 @@ impl Connection {
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.inner.protocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake, if any.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.inner.deflate.as_deref().map(Deflate::params)
     }
 
     /// The configuration.
@@ -948,14 +1013,19 @@ impl Connection {
                 s.phase = Phase::AwaitingAccept;
                 Ready::Request
             }),
-            Some((handshake, accept)) => handshake.check_response(head, accept, s.config.max_headers).map(|response| {
-                s.protocol = response.protocol().map(Into::into);
-                s.response = Some(Box::new(response));
-                s.client = None;
-                s.phase = Phase::Open;
-                s.timers.handshake_deadline = None;
-                Ready::Connected
-            }),
+            Some((handshake, accept)) => handshake
+                .check_response(head, accept, s.config.max_headers, s.config.deflate.as_ref())
+                .map(|response| {
+                    s.protocol = response.protocol().map(Into::into);
+                    if let (Some(params), Some(config)) = (response.deflate(), s.config.deflate.as_ref()) {
+                        s.deflate = Some(Box::new(Deflate::new(*params, Role::Client, config)));
+                    }
+                    s.response = Some(Box::new(response));
+                    s.client = None;
+                    s.phase = Phase::Open;
+                    s.timers.handshake_deadline = None;
+                    Ready::Connected
+                }),
         };
         s.rx_start += len;
         match result {
@@ -987,7 +1057,11 @@ impl Connection {
             },
         };
         let header = frame.header;
-        let kept = if frame.buffered { frame.header_len + frame.done as usize } else { 0 };
+        let kept = if frame.buffered {
+            frame.header_len + frame.done as usize
+        } else {
+            (frame.done - frame.consumed) as usize
+        };
         let begin = s.rx_start + kept;
         let remaining = header.payload_len - frame.done;
         let n = (s.rx_end - begin).min(usize::try_from(remaining).unwrap_or(usize::MAX));
@@ -997,13 +1071,18 @@ impl Connection {
         }
         let done = frame.done + n as u64;
         let complete = done == header.payload_len;
-        let text = !header.opcode.is_control() && s.message.is_some_and(|m| m.kind == MessageKind::Text);
+        let data = s.message.filter(|_| !header.opcode.is_control());
+        if data.is_some_and(|m| m.compressed) {
+            s.frame = Some(FrameState { done, ..frame });
+            return self.read_compressed();
+        }
+        let text = data.is_some_and(|m| m.kind == MessageKind::Text);
         // Validate as bytes arrive, so a bad byte fails the connection at once.
         if text && s.utf8.feed(payload).is_err() {
             s.fail(ProtocolError::InvalidUtf8.into());
             return Step::Continue;
         }
-        s.frame = Some(FrameState { done, ..frame });
+        s.frame = Some(FrameState { done, consumed: done, ..frame });
         let fin = complete && header.fin;
         if text && fin && !s.utf8.is_complete() {
             s.fail(ProtocolError::InvalidUtf8.into());
@@ -1024,7 +1103,13 @@ impl Connection {
             let kind = s.message.take().map_or(MessageKind::Binary, |m| m.kind);
             return Step::Ready(Ready::Message { kind, start, end, assembled: false });
         }
+        self.read_unbuffered(begin, n, complete, fin)
+    }
 
+    /// The rest of `read_frame` for an uncompressed data frame consumed as
+    /// it arrives: `n` new payload bytes at `begin`.
+    fn read_unbuffered(&mut self, begin: usize, n: usize, complete: bool, fin: bool) -> Step {
+        let s = &mut self.inner;
         let kind = s.message.map_or(MessageKind::Binary, |m| m.kind);
         s.rx_start = begin + n;
         if complete {
@@ -1035,7 +1120,7 @@ impl Connection {
                 s.message = None;
             }
             return if n > 0 || fin {
-                Step::Ready(Ready::Chunk { kind, start: begin, end: begin + n, fin })
+                Step::Ready(Ready::Chunk { kind, start: begin, end: begin + n, fin, assembled: false })
             } else if complete {
                 Step::Continue
             } else {
@@ -1049,7 +1134,116 @@ impl Connection {
         }
         if complete { Step::Continue } else { Step::NeedMore }
     }
+
+    /// Feeds the unmasked payload of a compressed message (and at its end
+    /// the sync-flush tail) to the inflater. Output goes to `msg`: the whole
+    /// message, bounded by `max_message_size` so that a small payload that
+    /// inflates to gigabytes fails with 1009 before the limit is exceeded;
+    /// or, when streaming, one chunk of at most [`INFLATE_CHUNK`] bytes.
+    fn read_compressed(&mut self) -> Step {
+        let s = &mut self.inner;
+        let (Some(mut frame), Some(mut message), Some(deflate)) = (s.frame, s.message, s.deflate.as_deref_mut()) else {
+            return Step::NeedMore;
+        };
+        let streaming = s.config.streaming;
+        let limit = s.config.max_message_size;
+        let last_frame = frame.header.fin;
+        if streaming {
+            self.msg.clear();
+        }
+        let mut progressed = false;
+        loop {
+            let pending = (frame.done - frame.consumed) as usize;
+            let payload_in = frame.consumed == frame.header.payload_len;
+            let input: &[u8] = if pending > 0 {
+                &self.rx[s.rx_start..s.rx_start + pending]
+            } else if last_frame && payload_in && !message.stream_ended {
+                &crate::deflate::TAIL[usize::from(message.tail_fed)..]
+            } else {
+                &[]
+            };
+            let from_tail = pending == 0;
+            let room = if streaming {
+                INFLATE_CHUNK - self.msg.len()
+            } else {
+                // Grow in steps, never past one byte over the limit.
+                (limit + 1 - self.msg.len().min(limit)).min(INFLATE_CHUNK.max(4 * input.len()))
+            };
+            if room == 0 {
+                break;
+            }
+            let old = self.msg.len();
+            self.msg.resize(old + room, 0);
+            let result = deflate.inflate(input, &mut self.msg[old..]);
+            let Ok(out) = result else {
+                self.msg.truncate(old);
+                s.fail(ProtocolError::InvalidCompressedData.into());
+                return Step::Continue;
+            };
+            self.msg.truncate(old + out.written);
+            if from_tail {
+                message.tail_fed += out.consumed as u8;
+            } else {
+                s.rx_start += out.consumed;
+                frame.consumed += out.consumed as u64;
+            }
+            if message.kind == MessageKind::Text && s.utf8.feed(&self.msg[old..]).is_err() {
+                s.fail(ProtocolError::InvalidUtf8.into());
+                return Step::Continue;
+            }
+            if !streaming && self.msg.len() > limit {
+                s.fail(ProtocolError::MessageTooLarge.into());
+                return Step::Continue;
+            }
+            if out.ended {
+                message.stream_ended = true;
+                if frame.done > frame.consumed {
+                    // Data after the end of the deflate stream.
+                    s.fail(ProtocolError::InvalidCompressedData.into());
+                    return Step::Continue;
+                }
+            }
+            if out.consumed == 0 && out.written == 0 {
+                break;
+            }
+            progressed = true;
+        }
+        let frame_done = frame.consumed == frame.header.payload_len;
+        let tail_done = message.stream_ended || usize::from(message.tail_fed) == crate::deflate::TAIL.len();
+        // Output that filled the chunk may not be all there is.
+        let drained = !streaming || self.msg.len() < INFLATE_CHUNK;
+        let fin = last_frame && frame_done && tail_done && drained;
+        if last_frame && frame_done && !fin && !progressed {
+            // The inflater takes no more input, yet the message is not over.
+            s.fail(ProtocolError::InvalidCompressedData.into());
+            return Step::Continue;
+        }
+        s.frame = if frame_done && (!last_frame || fin) { None } else { Some(frame) };
+        s.message = Some(message);
+        if fin {
+            s.message = None;
+            deflate.end_received_message(message.stream_ended);
+            if message.kind == MessageKind::Text && !s.utf8.is_complete() {
+                s.fail(ProtocolError::InvalidUtf8.into());
+                return Step::Continue;
+            }
+        }
+        let kind = message.kind;
+        let produced = self.msg.len();
+        if streaming {
+            if produced > 0 || fin {
+                return Step::Ready(Ready::Chunk { kind, start: 0, end: produced, fin, assembled: true });
+            }
+        } else if fin {
+            return Step::Ready(Ready::Message { kind, start: 0, end: produced, assembled: true });
+        }
+        if s.frame.is_none() || (last_frame && frame_done) { Step::Continue } else { Step::NeedMore }
+    }
 }
+
+/// The most inflated output handed out in one chunk in streaming mode, and
+/// the step in which the whole-message buffer grows while inflating.
+const INFLATE_CHUNK: usize = 64 * 1024;
 
 impl Inner {
     fn tick(&mut self, now: Duration) {
@@ -1096,7 +1290,11 @@ impl Inner {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.rsv != 0 {
+        // RSV1 marks the first frame of a compressed message, and only that,
+        // once permessage-deflate is negotiated (RFC 7692 §6).
+        let compressed = header.rsv & RSV1 != 0;
+        let rsv1_allowed = self.deflate.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv & !RSV1 != 0 || (compressed && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBits);
         }
         let len = header.payload_len;
@@ -1119,6 +1317,9 @@ impl Inner {
                         kind: if opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary },
                         len: 0,
                         fragments: 0,
+                        compressed,
+                        tail_fed: 0,
+                        stream_ended: false,
                     }
                 }
             };
@@ -1134,12 +1335,12 @@ impl Inner {
             }
             self.message = Some(MessageState { len: total, fragments: message.fragments + 1, ..message });
         }
-        let buffered =
-            header.opcode.is_control() || (!streaming && header.fin && header.opcode != OpCode::Continuation);
+        let buffered = header.opcode.is_control()
+            || (!streaming && header.fin && header.opcode != OpCode::Continuation && !compressed);
         if !buffered {
             self.rx_start += header_len;
         }
-        Ok(FrameState { header, buffered, header_len, done: 0 })
+        Ok(FrameState { header, buffered, header_len, done: 0, consumed: 0 })
     }
 
     /// Acts on a complete control frame whose payload is `payload`, found at

@@ -113,6 +113,11 @@ pub enum ProtocolError {
     MessageTooLarge,
     /// More fragments than [`Config::max_fragments`](crate::Config::max_fragments): 1009.
     TooManyFragments,
+    /// A compressed message that is not a valid deflate stream (RFC 7692
+    /// §6.2). Sent as 1002: the negotiated extension's protocol was broken,
+    /// like a malformed frame; 1007 stays reserved for text that inflates
+    /// to invalid UTF-8.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -144,6 +149,7 @@ impl ProtocolError {
             Self::FrameTooLarge => "frame too large",
             Self::MessageTooLarge => "message too large",
             Self::TooManyFragments => "too many fragments",
+            Self::InvalidCompressedData => "invalid compressed data",
         }
     }
 }

@@ -90,6 +90,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{Headers, is_field_value, is_token, parse_error, push_header};
+use crate::deflate::{DeflateConfig, DeflateParams, negotiation};
 use crate::error::{HandshakeError, UsageError};
 
 /// What a client asks for: the URL's parts, the subprotocols it offers and
@@ -136,8 +137,9 @@ impl ClientHandshake {
         &self.protocols
     }
 
-    /// Writes the upgrade request with the base64 `key`.
-    pub(crate) fn write_request(&self, key: &[u8], out: &mut Vec<u8>) {
+    /// Writes the upgrade request with the base64 `key` and, if given, the
+    /// `Sec-WebSocket-Extensions` offer.
+    pub(crate) fn write_request(&self, key: &[u8], extensions: Option<&str>, out: &mut Vec<u8>) {
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(self.resource.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
@@ -154,6 +156,9 @@ impl ClientHandshake {
         if !self.protocols.is_empty() {
             push_header(out, "Sec-WebSocket-Protocol", self.protocols.join(", ").as_bytes());
         }
+        if let Some(offer) = extensions {
+            push_header(out, "Sec-WebSocket-Extensions", offer.as_bytes());
+        }
         for (name, value) in &self.headers {
             push_header(out, name, value.as_bytes());
         }
@@ -161,12 +166,14 @@ impl ClientHandshake {
     }
 
     /// Validates a complete response head against our request (§4.1, the
-    /// client's six checks).
+    /// client's six checks), including the permessage-deflate answer to our
+    /// offer if we made one.
     pub(crate) fn check_response(
         &self,
         head: &[u8],
         accept: &[u8; 28],
         max_headers: usize,
+        deflate: Option<&DeflateConfig>,
     ) -> Result<Response, HandshakeError> {
         let mut storage = alloc::vec![httparse::EMPTY_HEADER; max_headers];
         let mut res = httparse::Response::new(&mut storage);
@@ -194,9 +201,8 @@ impl ClientHandshake {
             Ok(Some(value)) if super::trim(value) == accept => {}
             _ => return Err(HandshakeError::Accept),
         }
-        if headers.list("sec-websocket-extensions").next().is_some() {
-            return Err(HandshakeError::Extension);
-        }
+        let deflate = negotiation::check_answer(headers.list("sec-websocket-extensions"), deflate)
+            .map_err(|()| HandshakeError::Extension)?;
         let protocol = {
             let mut chosen = headers.list("sec-websocket-protocol");
             match (chosen.next(), chosen.next()) {
@@ -205,7 +211,7 @@ impl ClientHandshake {
                 _ => return Err(HandshakeError::Protocol),
             }
         };
-        Ok(Response { status, protocol, headers })
+        Ok(Response { status, protocol, deflate, headers })
     }
 }
 
@@ -214,6 +220,7 @@ impl ClientHandshake {
 pub struct Response {
     status: u16,
     protocol: Option<core::ops::Range<u32>>,
+    deflate: Option<DeflateParams>,
     headers: Headers,
 }
 
@@ -227,6 +234,11 @@ impl Response {
     pub fn protocol(&self) -> Option<&str> {
         let range = self.protocol.as_ref()?;
         core::str::from_utf8(self.headers.slice(range)).ok()
+    }
+
+    /// The permessage-deflate parameters agreed, if compression was.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
     }
 
     /// The value of the first header field called `name` (case-insensitive).
@@ -267,7 +279,7 @@ mod tests {
             let hs = ClientHandshake::new(url).unwrap();
             assert_eq!((hs.is_secure(), hs.host(), hs.port(), hs.resource()), (*secure, *host, *port, *resource));
             let mut out = Vec::new();
-            hs.write_request(b"k", &mut out);
+            hs.write_request(b"k", None, &mut out);
             let expected = alloc::format!("Host: {host_header}\r\n");
             assert!(core::str::from_utf8(&out).unwrap().contains(&expected), "{url}");
         }
@@ -300,7 +312,7 @@ mod tests {
     fn response_checks() {
         let hs = ClientHandshake::new("ws://a/").unwrap().protocol("chat").unwrap();
         let accept = super::super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
-        let check = |s: &str| hs.check_response(s.as_bytes(), &accept, 16);
+        let check = |s: &str| hs.check_response(s.as_bytes(), &accept, 16, None);
         assert_eq!(check(&response("")).unwrap().protocol(), None);
         let chat = check(&response("Sec-WebSocket-Protocol: chat\r\n")).unwrap();
         assert_eq!(chat.protocol(), Some("chat"));

@@ -159,8 +159,14 @@ impl<'a> Accept<'a> {
         self
     }
 
-    /// Writes the 101 response for `request`, after checking the choices.
-    pub(crate) fn write_response(&self, request: &Request, out: &mut Vec<u8>) -> Result<(), UsageError> {
+    /// Writes the 101 response for `request`, after checking the choices,
+    /// with the `Sec-WebSocket-Extensions` answer if there is one.
+    pub(crate) fn write_response(
+        &self,
+        request: &Request,
+        extensions: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UsageError> {
         if let Some(p) = self.protocol
             && !request.protocols().any(|offered| offered == p)
         {
@@ -171,6 +177,9 @@ impl<'a> Accept<'a> {
         push_header(out, "Sec-WebSocket-Accept", &super::accept_key(request.key()));
         if let Some(p) = self.protocol {
             push_header(out, "Sec-WebSocket-Protocol", p.as_bytes());
+        }
+        if let Some(answer) = extensions {
+            push_header(out, "Sec-WebSocket-Extensions", answer.as_bytes());
         }
         for (name, value) in &self.headers {
             push_header(out, name, value.as_bytes());
@@ -310,14 +319,20 @@ mod tests {
         assert_eq!(req.path(), "/chat?x=1");
         assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
         let mut out = Vec::new();
-        Accept::new().protocol("chat").write_response(&req, &mut out).unwrap();
+        Accept::new().protocol("chat").write_response(&req, None, &mut out).unwrap();
         let text = core::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
-        assert_eq!(Accept::new().protocol("other").write_response(&req, &mut out), Err(UsageError::UnofferedProtocol));
-        assert_eq!(Accept::new().header("X", "a\r\nb").write_response(&req, &mut out), Err(UsageError::InvalidHeader));
+        assert_eq!(
+            Accept::new().protocol("other").write_response(&req, None, &mut out),
+            Err(UsageError::UnofferedProtocol)
+        );
+        assert_eq!(
+            Accept::new().header("X", "a\r\nb").write_response(&req, None, &mut out),
+            Err(UsageError::InvalidHeader)
+        );
     }
 
     #[test]

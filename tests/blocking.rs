@@ -1,0 +1,268 @@
+//! The blocking adapter over real loopback TCP: echo, a clean close from
+//! the client, a rejected handshake, a plain HTTP request, and heartbeat
+//! pings. Each test keeps its wall-clock waits well under a second.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use wscore::blocking::{self, WebSocket};
+use wscore::{Accept, CloseCode, Config, Error, Event, HandshakeError, Message, Reject};
+
+/// An owned copy of a received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Owned {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Owned {
+    fn of(message: Message<'_>) -> Self {
+        match message {
+            Message::Text(t) => Self::Text(t.to_owned()),
+            Message::Binary(b) => Self::Binary(b.to_vec()),
+        }
+    }
+
+    fn as_message(&self) -> Message<'_> {
+        match self {
+            Self::Text(t) => Message::Text(t),
+            Self::Binary(b) => Message::Binary(b),
+        }
+    }
+}
+
+/// A server configuration with a safety net: a broken test fails after a
+/// few seconds of silence instead of hanging (no test waits that long).
+fn server_config() -> Config {
+    let mut config = Config::default();
+    config.idle_timeout = Some(Duration::from_secs(5));
+    config
+}
+
+/// Binds a listener on an ephemeral loopback port and runs `serve` on the
+/// first connection in a thread. Returns the `ws://` URL and the thread.
+fn server<T: Send + 'static>(serve: impl FnOnce(TcpStream) -> T + Send + 'static) -> (String, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        serve(stream)
+    });
+    (url, handle)
+}
+
+/// Echoes every message until the connection ends; returns how many it
+/// echoed and how `read` ended.
+fn echo(mut ws: WebSocket<TcpStream>) -> (usize, io::Result<()>) {
+    let mut count = 0;
+    loop {
+        let reply = match ws.read() {
+            Ok(Some(message)) => Owned::of(message),
+            Ok(None) => return (count, Ok(())),
+            Err(e) => return (count, Err(e)),
+        };
+        if let Err(e) = ws.send(reply.as_message()) {
+            return (count, Err(e));
+        }
+        count += 1;
+    }
+}
+
+#[test]
+fn echo_then_client_close_ends_both_cleanly() {
+    let (url, handle) = server(|stream| {
+        let ws = blocking::accept_with(stream, server_config(), |request| {
+            assert_eq!(request.path(), "/");
+            Ok(Accept::new())
+        })
+        .unwrap();
+        echo(ws)
+    });
+    let (mut ws, response) = blocking::connect(&url).unwrap();
+    assert_eq!(response.status(), 101);
+
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let messages = [
+        Owned::Text("hello".into()),
+        Owned::Text(String::new()),
+        Owned::Binary(vec![0, 1, 2, 255]),
+        Owned::Text("κόσμε €𝄞".repeat(1000)),
+        Owned::Binary(big),
+        Owned::Text("last".into()),
+    ];
+    for message in &messages {
+        ws.send(message.as_message()).unwrap();
+        let echoed = Owned::of(ws.read().unwrap().expect("an echo, not a close"));
+        assert_eq!(&echoed, message);
+    }
+    // Several in flight at once come back in order.
+    for message in &messages[..3] {
+        ws.write(message.as_message()).unwrap();
+    }
+    ws.flush().unwrap();
+    for message in &messages[..3] {
+        assert_eq!(&Owned::of(ws.read().unwrap().unwrap()), message);
+    }
+
+    ws.close(CloseCode::NORMAL, "done").unwrap();
+    let closed = *ws.connection().closed().unwrap();
+    assert!(closed.clean && closed.error.is_none() && closed.code == CloseCode::NORMAL, "{closed:?}");
+    assert!(ws.connection().is_finished());
+
+    let (count, result) = handle.join().unwrap();
+    result.expect("the server's read() ended with Ok(None)");
+    assert_eq!(count, messages.len() + 3);
+}
+
+#[test]
+fn rejected_handshake_fails_connect_with_status() {
+    let (url, handle) = server(|stream| {
+        blocking::accept_with(stream, server_config(), |_| Err(Reject::new(403).body(b"go away\n"))).map(drop)
+    });
+    let error = blocking::connect(&url).expect_err("the server rejected the upgrade");
+    assert_eq!(blocking::ws_error(&error), Some(&Error::Handshake(HandshakeError::Status(403))), "{error}");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+
+    let server_error = handle.join().unwrap().expect_err("accept_with reports the rejection");
+    assert_eq!(blocking::ws_error(&server_error), Some(&Error::Handshake(HandshakeError::Rejected(403))));
+}
+
+#[test]
+fn plain_http_request_gets_400() {
+    let (url, handle) = server(|stream| blocking::accept(stream).map(drop));
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream.write_all(b"GET /index.html HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{response}");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+
+    let server_error = handle.join().unwrap().expect_err("not a WebSocket request");
+    assert_eq!(blocking::ws_error(&server_error), Some(&Error::Handshake(HandshakeError::Upgrade)));
+}
+
+#[test]
+fn server_heartbeat_pings_an_idle_client() {
+    let interval = Duration::from_millis(100);
+    let (url, handle) = server(move |stream| {
+        let mut config = server_config();
+        config.ping_interval = Some(interval);
+        let mut ws = blocking::accept_with(stream, config, |_| Ok(Accept::new())).unwrap();
+        // Watch the connection's events: the client's automatic pong, then
+        // its close.
+        let mut pongs = 0;
+        loop {
+            match ws.next_event().unwrap() {
+                Event::Pong(_) => pongs += 1,
+                Event::Closed(closed) => {
+                    assert!(closed.clean, "{closed:?}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        ws.finish().unwrap();
+        pongs
+    });
+
+    // The client has no timers of its own but an idle timeout, so that it
+    // fails rather than waits forever if no ping comes.
+    let mut config = Config::default();
+    config.idle_timeout = Some(Duration::from_secs(2));
+    // Taken before connecting, so before the server's last receive: the
+    // ping cannot come sooner than one interval after it.
+    let start = Instant::now();
+    let (mut ws, _) = blocking::connect_with(&url, config).unwrap();
+    match ws.next_event().unwrap() {
+        Event::Ping(payload) => assert!(payload.is_empty()),
+        other => panic!("expected a ping, got {other:?}"),
+    }
+    let waited = start.elapsed();
+    assert!(waited >= interval, "ping after {waited:?}");
+    assert!(waited < Duration::from_millis(1500), "ping after {waited:?}");
+    // The pong went out with the next_event call that returned the ping.
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(handle.join().unwrap() >= 1, "the server saw the client's pong");
+}
+
+#[test]
+fn server_initiated_close_ends_client_read() {
+    let (url, handle) = server(|stream| {
+        let mut ws = blocking::accept_with(stream, server_config(), |_| Ok(Accept::new())).unwrap();
+        ws.send(Message::Text("bye soon")).unwrap();
+        ws.close(CloseCode::GOING_AWAY, "shutting down").unwrap();
+        *ws.connection().closed().unwrap()
+        // Dropping the stream here closes TCP, which the client waits for.
+    });
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    assert_eq!(ws.read().unwrap(), Some(Message::Text("bye soon")));
+    let start = Instant::now();
+    assert_eq!(ws.read().unwrap(), None);
+    // The client did not sit out its 5 s close timeout: the server closed TCP.
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    let closed = *ws.connection().closed().unwrap();
+    assert!(closed.clean && closed.code == CloseCode::GOING_AWAY, "{closed:?}");
+    assert!(ws.connection().is_finished());
+    let server_closed = handle.join().unwrap();
+    assert!(server_closed.clean && server_closed.code == CloseCode::GOING_AWAY, "{server_closed:?}");
+}
+
+#[test]
+fn silent_client_gets_408_after_handshake_timeout() {
+    let (url, handle) = server(|stream| {
+        let mut config = server_config();
+        config.handshake_timeout = Some(Duration::from_millis(150));
+        blocking::accept_with(stream, config, |_| Ok(Accept::new())).map(drop)
+    });
+    let mut stream = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/')).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let start = Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: local").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let waited = start.elapsed();
+    assert!(response.starts_with(b"HTTP/1.1 408 "), "{}", String::from_utf8_lossy(&response));
+    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(1), "{waited:?}");
+    let error = handle.join().unwrap().expect_err("the handshake timed out");
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(blocking::ws_error(&error), Some(&Error::Timeout(wscore::Timeout::Handshake)));
+}
+
+#[test]
+fn idle_timeout_fails_read_and_tells_the_peer() {
+    let (url, handle) = server(|stream| {
+        let mut ws = blocking::accept_with(stream, server_config(), |_| Ok(Accept::new())).unwrap();
+        // Silent until the client gives up; then the client's close arrives,
+        // and the connection ends.
+        let mut close = None;
+        loop {
+            match ws.next_event().unwrap() {
+                Event::Close(frame) => close = Some((frame.code, frame.reason.to_owned())),
+                Event::Closed(closed) => {
+                    assert!(closed.clean, "{closed:?}");
+                    break;
+                }
+                other => panic!("expected the client's close, got {other:?}"),
+            }
+        }
+        ws.finish().unwrap();
+        close
+    });
+    let mut config = Config::default();
+    config.idle_timeout = Some(Duration::from_millis(150));
+    let (mut ws, _) = blocking::connect_with(&url, config).unwrap();
+    let start = Instant::now();
+    let error = ws.read().expect_err("nothing arrives");
+    let waited = start.elapsed();
+    assert_eq!(blocking::ws_error(&error), Some(&Error::Timeout(wscore::Timeout::Idle)), "{error}");
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    assert!(ws.connection().is_finished());
+    drop(ws);
+    assert_eq!(handle.join().unwrap(), Some((CloseCode::GOING_AWAY, "idle timeout".to_owned())));
+}
