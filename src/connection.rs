@@ -102,6 +102,24 @@ pub struct Chunk<'a> {
     pub fin: bool,
 }
 
+/// Counters of what a connection has done, from [`Connection::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Bytes handed to the connection as received.
+    pub bytes_received: u64,
+    /// Bytes the caller reported as transmitted.
+    pub bytes_transmitted: u64,
+    /// Frame headers decoded.
+    pub frames_received: u64,
+    /// Whole messages received (the last chunk of each when streaming).
+    pub messages_received: u64,
+    /// Bytes the handshake parser examined: the search for the end of the
+    /// head plus the parse of it. Linear in the head's length however it
+    /// was split across reads, which is what bounds a slowly trickled head.
+    pub handshake_bytes_examined: u64,
+}
+
 /// How a connection ended, in [`Event::Closed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Closed {
@@ -331,6 +349,7 @@ struct Inner {
     close_wait_over: bool,
     /// An event found by [`Connection::peek_event`], not yet returned.
     stash: Option<Ready>,
+    stats: Stats,
     timers: Timers,
 }
 
@@ -487,6 +506,7 @@ impl Connection {
                 transport_dead: false,
                 close_wait_over: false,
                 stash: None,
+                stats: Stats::default(),
                 timers: Timers { clock: now, last_recv: now, last_ping: now, handshake_deadline, close_deadline: None },
             },
         })
@@ -532,7 +552,9 @@ impl Connection {
     /// at time `now`. `n` is capped at the buffer's size.
     pub fn commit_received(&mut self, now: Duration, n: usize) {
         let s = &mut self.inner;
-        s.rx_end = (s.rx_end + n).min(self.rx.len());
+        let n = n.min(self.rx.len() - s.rx_end);
+        s.rx_end += n;
+        s.stats.bytes_received += n as u64;
         s.tick(now);
         if n > 0 {
             s.timers.last_recv = now.max(s.timers.last_recv);
@@ -768,11 +790,12 @@ impl Connection {
             Some(ready) => ready,
             None => self.advance()?,
         };
-        let s = &self.inner;
+        let s = &mut self.inner;
         Some(match ready {
             Ready::Request => Event::Request(s.request.as_deref()?),
             Ready::Connected => Event::Connected(s.response.as_deref()?),
             Ready::Message { kind, start, end, assembled } => {
+                s.stats.messages_received += 1;
                 let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
                 Event::Message(match kind {
                     MessageKind::Binary => Message::Binary(bytes),
@@ -782,6 +805,7 @@ impl Connection {
                 })
             }
             Ready::Chunk { kind, start, end, fin, assembled } => {
+                s.stats.messages_received += u64::from(fin);
                 let data = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
                 Event::Chunk(Chunk { kind, data, fin })
             }
@@ -823,7 +847,9 @@ impl Connection {
     /// Marks `n` bytes of [`poll_transmit`](Self::poll_transmit) as sent.
     pub fn advance_transmit(&mut self, n: usize) {
         let out = &mut self.inner.out;
-        out.pos = (out.pos + n).min(out.buf.len());
+        let n = n.min(out.buf.len() - out.pos);
+        self.inner.stats.bytes_transmitted += n as u64;
+        out.pos += n;
         if out.pos == out.buf.len() {
             out.buf.clear();
             out.pos = 0;
@@ -839,6 +865,7 @@ impl Connection {
         let out = &mut self.inner.out;
         out.flush_pending(self.inner.config.write_buffer_high_water);
         if dest.is_empty() && out.pos == 0 {
+            self.inner.stats.bytes_transmitted += out.buf.len() as u64;
             core::mem::swap(dest, &mut out.buf);
             out.buf.clear();
             if out.buf.capacity() > self.inner.config.retained_buffer_capacity {
@@ -887,6 +914,11 @@ impl Connection {
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.inner.protocol.as_deref()
+    }
+
+    /// Counters of bytes, frames and messages.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats
     }
 
     /// The permessage-deflate parameters agreed in the handshake, if any.
@@ -995,7 +1027,9 @@ impl Connection {
     fn read_handshake(&mut self) -> Step {
         let s = &mut self.inner;
         let data = &self.rx[s.rx_start..s.rx_end];
-        let Some(len) = s.scanner.find_end(data) else {
+        let found = s.scanner.find_end(data);
+        s.stats.handshake_bytes_examined = s.scanner.work();
+        let Some(len) = found else {
             if data.len() > s.config.max_handshake_size {
                 s.fail_handshake(HandshakeError::TooLarge);
                 return Step::Continue;
@@ -1007,6 +1041,7 @@ impl Connection {
             return Step::Continue;
         }
         let head = &data[..len];
+        s.stats.handshake_bytes_examined += len as u64;
         let result = match s.client.as_deref() {
             None => Request::parse(head, s.config.max_headers).map(|request| {
                 s.request = Some(Box::new(request));
@@ -1285,6 +1320,7 @@ impl Inner {
     /// (RFC 6455 §5.1–§5.5) and the configured limits, before any of its
     /// payload is looked at.
     fn start_frame(&mut self, header: FrameHeader, header_len: usize) -> Result<FrameState, ProtocolError> {
+        self.stats.frames_received += 1;
         match (self.role, header.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),

@@ -101,7 +101,7 @@ mod rng;
 pub mod blocking;
 
 pub use config::Config;
-pub use connection::{Chunk, Closed, Connection, Event, EventKind, Role, State};
+pub use connection::{Chunk, Closed, Connection, Event, EventKind, Role, State, Stats};
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 pub use frame::{CloseCode, CloseFrame};
 pub use handshake::{Accept, ClientHandshake, Reject, Request, Response};
