@@ -66,9 +66,11 @@ pub struct Config {
     /// so slow or silent peers cannot hold server resources. Default 10 s.
     pub handshake_timeout: Option<Duration>,
     /// Receive and send buffers keep up to this much capacity when they
-    /// have been drained; larger buffers are freed. Default 0: an idle
-    /// connection holds no buffer. Raise it (e.g. to 4096) to avoid an
-    /// allocation per read for small request/response traffic.
+    /// have been drained, so small request/response traffic does not
+    /// allocate per message; larger buffers are freed, and so are the
+    /// handshake's. Default 4096: a connection that goes idle holds at most
+    /// that per direction, and nothing if it never exchanged a message. Set
+    /// 0 to free every buffer as soon as it drains.
     pub retained_buffer_capacity: usize,
     /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept
     /// it when offered (server). Default `None`: compression costs CPU and,
@@ -97,7 +99,7 @@ impl Default for Config {
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Some(Duration::from_secs(10)),
-            retained_buffer_capacity: 0,
+            retained_buffer_capacity: 4096,
             deflate: None,
             entropy: default_entropy(),
         }

@@ -149,11 +149,33 @@ enum Phase {
 enum Ready {
     Request,
     Connected,
-    Message { kind: MessageKind, start: usize, end: usize, assembled: bool },
-    Chunk { kind: MessageKind, start: usize, end: usize, fin: bool, assembled: bool },
-    Ping { start: usize, end: usize },
-    Pong { start: usize, end: usize },
-    Close { start: usize, end: usize },
+    /// `checked`: text already validated as it arrived.
+    Message {
+        kind: MessageKind,
+        start: usize,
+        end: usize,
+        assembled: bool,
+        checked: bool,
+    },
+    Chunk {
+        kind: MessageKind,
+        start: usize,
+        end: usize,
+        fin: bool,
+        assembled: bool,
+    },
+    Ping {
+        start: usize,
+        end: usize,
+    },
+    Pong {
+        start: usize,
+        end: usize,
+    },
+    Close {
+        start: usize,
+        end: usize,
+    },
     Closed,
 }
 
@@ -213,11 +235,24 @@ struct Output {
     sending: Option<(MessageKind, bool, Utf8Validator)>,
     pending_pong: Option<PendingPong>,
     close_sent: bool,
+    /// Free the buffer when next drained: it held the handshake, and a
+    /// connection that goes idle after it should hold nothing.
+    release_on_drain: bool,
 }
 
 impl Output {
     fn buffered(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// Everything was transmitted: keep the buffer for reuse if it is small,
+    /// unless the handshake just ended.
+    fn drained(&mut self, retain: usize) {
+        self.buf.clear();
+        self.pos = 0;
+        if self.buf.capacity() > retain || core::mem::take(&mut self.release_on_drain) {
+            self.buf = Vec::new();
+        }
     }
 
     fn reserve(&mut self, additional: usize) {
@@ -494,7 +529,15 @@ impl Connection {
                 frame: None,
                 message: None,
                 utf8: Utf8Validator::default(),
-                out: Output { buf: Vec::new(), pos: 0, mask, sending: None, pending_pong: None, close_sent: false },
+                out: Output {
+                    buf: Vec::new(),
+                    pos: 0,
+                    mask,
+                    sending: None,
+                    pending_pong: None,
+                    close_sent: false,
+                    release_on_drain: false,
+                },
                 client: None,
                 request: None,
                 response: None,
@@ -794,15 +837,28 @@ impl Connection {
         Some(match ready {
             Ready::Request => Event::Request(s.request.as_deref()?),
             Ready::Connected => Event::Connected(s.response.as_deref()?),
-            Ready::Message { kind, start, end, assembled } => {
-                s.stats.messages_received += 1;
+            Ready::Message { kind, start, end, assembled, .. } => {
                 let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
-                Event::Message(match kind {
-                    MessageKind::Binary => Message::Binary(bytes),
-                    // Already validated as it arrived; this second pass only
-                    // produces the `&str` without `unsafe`, and cannot fail.
-                    MessageKind::Text => Message::Text(core::str::from_utf8(bytes).ok()?),
-                })
+                match kind {
+                    MessageKind::Binary => {
+                        s.stats.messages_received += 1;
+                        Event::Message(Message::Binary(bytes))
+                    }
+                    // The only pass for a frame that arrived whole; for text
+                    // validated piece by piece, the pass that yields `&str`
+                    // without `unsafe`.
+                    MessageKind::Text => match core::str::from_utf8(bytes) {
+                        Ok(text) => {
+                            s.stats.messages_received += 1;
+                            Event::Message(Message::Text(text))
+                        }
+                        Err(_) => {
+                            s.fail(ProtocolError::InvalidUtf8.into());
+                            s.closed_reported = true;
+                            Event::Closed(s.closed?)
+                        }
+                    },
+                }
             }
             Ready::Chunk { kind, start, end, fin, assembled } => {
                 s.stats.messages_received += u64::from(fin);
@@ -823,6 +879,18 @@ impl Connection {
     pub fn peek_event(&mut self) -> Option<EventKind> {
         if self.inner.stash.is_none() {
             self.inner.stash = self.advance();
+        }
+        // A peeked message must be returned as one: validate now what
+        // `poll_event` would otherwise validate while building it.
+        if let Some(Ready::Message { kind: MessageKind::Text, start, end, assembled, checked: false }) =
+            self.inner.stash
+        {
+            let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
+            if core::str::from_utf8(bytes).is_err() {
+                self.inner.fail(ProtocolError::InvalidUtf8.into());
+                self.inner.closed_reported = true;
+                self.inner.stash = Some(Ready::Closed);
+            }
         }
         Some(match self.inner.stash? {
             Ready::Request => EventKind::Request,
@@ -851,11 +919,7 @@ impl Connection {
         self.inner.stats.bytes_transmitted += n as u64;
         out.pos += n;
         if out.pos == out.buf.len() {
-            out.buf.clear();
-            out.pos = 0;
-            if out.buf.capacity() > self.inner.config.retained_buffer_capacity {
-                out.buf = Vec::new();
-            }
+            out.drained(self.inner.config.retained_buffer_capacity);
         }
     }
 
@@ -867,10 +931,7 @@ impl Connection {
         if dest.is_empty() && out.pos == 0 {
             self.inner.stats.bytes_transmitted += out.buf.len() as u64;
             core::mem::swap(dest, &mut out.buf);
-            out.buf.clear();
-            if out.buf.capacity() > self.inner.config.retained_buffer_capacity {
-                out.buf = Vec::new();
-            }
+            out.drained(self.inner.config.retained_buffer_capacity);
         } else {
             dest.extend_from_slice(&out.buf[out.pos..]);
             let n = out.buf.len();
@@ -1063,6 +1124,15 @@ impl Connection {
                 }),
         };
         s.rx_start += len;
+        // The handshake's buffers are not kept for the connection's life.
+        if s.rx_start == s.rx_end {
+            (s.rx_start, s.rx_end) = (0, 0);
+            self.rx = Vec::new();
+        }
+        s.out.release_on_drain = true;
+        if s.out.buffered() == 0 {
+            s.out.drained(0);
+        }
         match result {
             Ok(ready) => Step::Ready(ready),
             Err(e) => {
@@ -1112,7 +1182,12 @@ impl Connection {
             return self.read_compressed();
         }
         let text = data.is_some_and(|m| m.kind == MessageKind::Text);
-        // Validate as bytes arrive, so a bad byte fails the connection at once.
+        // Validate as bytes arrive, so a bad byte fails the connection at
+        // once. A single frame that arrived whole is validated in one pass
+        // when its event is built instead, since there is nothing to fail
+        // earlier than that.
+        let whole_at_once = frame.buffered && frame.done == 0 && complete;
+        let text = text && !whole_at_once;
         if text && s.utf8.feed(payload).is_err() {
             s.fail(ProtocolError::InvalidUtf8.into());
             return Step::Continue;
@@ -1136,7 +1211,7 @@ impl Connection {
                 return s.control_frame(header.opcode, start, &self.rx[start..end]);
             }
             let kind = s.message.take().map_or(MessageKind::Binary, |m| m.kind);
-            return Step::Ready(Ready::Message { kind, start, end, assembled: false });
+            return Step::Ready(Ready::Message { kind, start, end, assembled: false, checked: !whole_at_once });
         }
         self.read_unbuffered(begin, n, complete, fin)
     }
@@ -1165,7 +1240,7 @@ impl Connection {
         self.msg.extend_from_slice(&self.rx[begin..begin + n]);
         if fin {
             s.message = None;
-            return Step::Ready(Ready::Message { kind, start: 0, end: self.msg.len(), assembled: true });
+            return Step::Ready(Ready::Message { kind, start: 0, end: self.msg.len(), assembled: true, checked: true });
         }
         if complete { Step::Continue } else { Step::NeedMore }
     }
@@ -1270,7 +1345,7 @@ impl Connection {
                 return Step::Ready(Ready::Chunk { kind, start: 0, end: produced, fin, assembled: true });
             }
         } else if fin {
-            return Step::Ready(Ready::Message { kind, start: 0, end: produced, assembled: true });
+            return Step::Ready(Ready::Message { kind, start: 0, end: produced, assembled: true, checked: true });
         }
         if s.frame.is_none() || (last_frame && frame_done) { Step::Continue } else { Step::NeedMore }
     }
