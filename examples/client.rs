@@ -2,20 +2,28 @@
 //! stdin as a text message, and prints every message that comes back.
 //!
 //! ```text
-//! cargo run --example client -- ws://127.0.0.1:9001
+//! cargo run --example client -- ws://127.0.0.1:9001 [--deflate]
 //! ```
+//!
+//! `--deflate` offers permessage-deflate with the default settings.
 
 use std::io::{self, BufRead};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use wscore::{CloseCode, Message, blocking};
+use wscore::deflate::DeflateConfig;
+use wscore::{CloseCode, Config, Message, blocking};
 
 fn main() -> io::Result<()> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9001".into());
-    let (mut ws, response) = blocking::connect(&url)?;
-    eprintln!("connected to {url} (subprotocol: {:?})", response.protocol());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let mut config = Config::default();
+    if args.iter().any(|a| a == "--deflate") {
+        config.deflate = Some(DeflateConfig::default());
+    }
+    let (mut ws, response) = blocking::connect_with(&url, config)?;
+    eprintln!("connected to {url} (subprotocol: {:?}, deflate: {:?})", response.protocol(), response.deflate());
 
     // stdin is read on its own thread; the socket is polled with a short
     // read timeout so that lines and incoming messages interleave.

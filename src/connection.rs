@@ -847,12 +847,12 @@ impl Connection {
                     // The only pass for a frame that arrived whole; for text
                     // validated piece by piece, the pass that yields `&str`
                     // without `unsafe`.
-                    MessageKind::Text => match core::str::from_utf8(bytes) {
-                        Ok(text) => {
+                    MessageKind::Text => match crate::message::str_from_utf8(bytes) {
+                        Some(text) => {
                             s.stats.messages_received += 1;
                             Event::Message(Message::Text(text))
                         }
-                        Err(_) => {
+                        None => {
                             s.fail(ProtocolError::InvalidUtf8.into());
                             s.closed_reported = true;
                             Event::Closed(s.closed?)
@@ -886,7 +886,7 @@ impl Connection {
             self.inner.stash
         {
             let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
-            if core::str::from_utf8(bytes).is_err() {
+            if crate::message::str_from_utf8(bytes).is_none() {
                 self.inner.fail(ProtocolError::InvalidUtf8.into());
                 self.inner.closed_reported = true;
                 self.inner.stash = Some(Ready::Closed);
@@ -1323,6 +1323,10 @@ impl Connection {
         // Output that filled the chunk may not be all there is.
         let drained = !streaming || self.msg.len() < INFLATE_CHUNK;
         let fin = last_frame && frame_done && tail_done && drained;
+        if fin && !message.stream_ended && !deflate.at_block_boundary() {
+            s.fail(ProtocolError::InvalidCompressedData.into());
+            return Step::Continue;
+        }
         if last_frame && frame_done && !fin && !progressed {
             // The inflater takes no more input, yet the message is not over.
             s.fail(ProtocolError::InvalidCompressedData.into());

@@ -250,6 +250,13 @@ impl Deflate {
         Ok(Inflated { consumed: result.bytes_consumed, written: result.bytes_written, ended })
     }
 
+    /// Whether the inflater stopped between two deflate blocks, as it must
+    /// once a message's sync-flush tail has been fed: otherwise the message
+    /// was cut inside a block and the tail was taken as data.
+    pub(crate) fn at_block_boundary(&mut self) -> bool {
+        self.inflater.as_mut().is_some_and(|s| s.decompressor().block_boundary_state().is_some())
+    }
+
     /// A received compressed message ended: forget the context if the peer
     /// keeps none, or start a new stream if its stream ended.
     pub(crate) fn end_received_message(&mut self, stream_ended: bool) {
