@@ -11,8 +11,14 @@
 //! silently treats as 9. Decompression always uses a 32 KiB window, which
 //! accepts streams made with any window from 8 to 15.
 //!
+//! Decompression keeps its history in a plain (non-wrapping) buffer of the
+//! last 32 KiB of output followed by room for new output, so that miniz
+//! checks every back-reference against the output that really exists: a
+//! distance reaching before the start of the stream is corrupt data (1002),
+//! as zlib reports it, not a read of stale bytes.
+//!
 //! Memory: miniz_oxide's compressor state is about 300 KiB and the
-//! decompressor's about 43 KiB. A direction with context takeover keeps its
+//! decompressor's about 60 KiB (tables plus history and room). A direction with context takeover keeps its
 //! state for the life of the connection; a direction without it allocates
 //! the state for one message and frees it after, so an idle connection that
 //! negotiated `server_no_context_takeover` and `client_no_context_takeover`
@@ -24,8 +30,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
-use miniz_oxide::inflate::stream::{InflateState, inflate};
-use miniz_oxide::{DataFormat, MZFlush, MZStatus};
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::inflate_flags::{TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF};
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 
 use crate::connection::Role;
 
@@ -139,7 +146,7 @@ pub(crate) struct Deflate {
     level: u8,
     threshold: usize,
     compressor: Option<Box<CompressorOxide>>,
-    inflater: Option<Box<InflateState>>,
+    inflater: Option<Box<Inflater>>,
     /// The compressed form of the message being sent.
     scratch: Vec<u8>,
 }
@@ -238,23 +245,14 @@ impl Deflate {
     /// Inflates as much of `input` into `output` as fits. `Err` means the
     /// data is not a valid deflate stream.
     pub(crate) fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
-        let state = self.inflater.get_or_insert_with(|| InflateState::new_boxed(DataFormat::Raw));
-        let result = inflate(state, input, output, MZFlush::None);
-        let ended = match result.status {
-            Ok(MZStatus::Ok) => false,
-            // A buffer error only means no progress was possible right now.
-            Err(miniz_oxide::MZError::Buf) => false,
-            Ok(MZStatus::StreamEnd) => true,
-            _ => return Err(()),
-        };
-        Ok(Inflated { consumed: result.bytes_consumed, written: result.bytes_written, ended })
+        self.inflater.get_or_insert_with(Inflater::new).inflate(input, output)
     }
 
     /// Whether the inflater stopped between two deflate blocks, as it must
     /// once a message's sync-flush tail has been fed: otherwise the message
     /// was cut inside a block and the tail was taken as data.
-    pub(crate) fn at_block_boundary(&mut self) -> bool {
-        self.inflater.as_mut().is_some_and(|s| s.decompressor().block_boundary_state().is_some())
+    pub(crate) fn at_block_boundary(&self) -> bool {
+        self.inflater.as_ref().is_some_and(|i| i.decomp.block_boundary_state().is_some())
     }
 
     /// A received compressed message ended: forget the context if the peer
@@ -262,9 +260,66 @@ impl Deflate {
     pub(crate) fn end_received_message(&mut self, stream_ended: bool) {
         if self.recv_no_context() {
             self.inflater = None;
-        } else if stream_ended && let Some(state) = self.inflater.as_mut() {
-            state.reset_as(miniz_oxide::inflate::stream::MinReset);
+        } else if stream_ended && let Some(inflater) = self.inflater.as_mut() {
+            // A stream that ended cannot be referred back to: start afresh.
+            *inflater = Inflater::new();
         }
+    }
+}
+
+/// How much history a deflate stream may refer back to (RFC 1951).
+const HISTORY: usize = 32 * 1024;
+/// Room for new output after the history; when it is full the newest
+/// [`HISTORY`] bytes slide to the front.
+const ROOM: usize = 16 * 1024;
+
+/// A streaming raw-deflate decompressor over miniz_oxide's core, whose
+/// output buffer does not wrap, so that back-references are checked.
+struct Inflater {
+    decomp: DecompressorOxide,
+    /// `buf[..pos]` is output: the history, then output not yet handed out
+    /// from `taken` on.
+    buf: Vec<u8>,
+    pos: usize,
+    taken: usize,
+    ended: bool,
+}
+
+impl Inflater {
+    fn new() -> Box<Self> {
+        Box::new(Self { decomp: DecompressorOxide::new(), buf: Vec::new(), pos: 0, taken: 0, ended: false })
+    }
+
+    fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
+        if self.buf.is_empty() {
+            self.buf.resize(HISTORY + ROOM, 0);
+        }
+        let (mut consumed, mut written) = (0, 0);
+        loop {
+            let pending = self.pos - self.taken;
+            let n = pending.min(output.len() - written);
+            output[written..written + n].copy_from_slice(&self.buf[self.taken..self.taken + n]);
+            (self.taken, written) = (self.taken + n, written + n);
+            if self.taken < self.pos || self.ended {
+                break;
+            }
+            if self.pos == self.buf.len() {
+                self.buf.copy_within(self.pos - HISTORY..self.pos, 0);
+                (self.pos, self.taken) = (HISTORY, HISTORY);
+            }
+            let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | TINFL_FLAG_HAS_MORE_INPUT;
+            let (status, read, out) = decompress(&mut self.decomp, &input[consumed..], &mut self.buf, self.pos, flags);
+            consumed += read;
+            self.pos += out;
+            match status {
+                TINFLStatus::Done => self.ended = true,
+                TINFLStatus::HasMoreOutput => {}
+                TINFLStatus::NeedsMoreInput if read == 0 && out == 0 => break,
+                TINFLStatus::NeedsMoreInput => {}
+                _ => return Err(()),
+            }
+        }
+        Ok(Inflated { consumed, written, ended: self.ended })
     }
 }
 
