@@ -687,6 +687,7 @@ impl Connection {
             Some((crate::deflate::negotiation::server_answer(request.extensions(), config)?, config))
         });
         accept.write_response(request, deflate.as_ref().map(|((_, answer), _)| answer.as_str()), &mut s.out.buf)?;
+        s.out.release_on_drain = true;
         s.deflate = deflate.map(|((params, _), config)| Box::new(Deflate::new(params, Role::Server, config)));
         s.protocol = accept.protocol.map(Into::into);
         s.request = None;
@@ -1263,6 +1264,14 @@ impl Connection {
         }
         let mut progressed = false;
         loop {
+            if message.stream_ended {
+                // A stream ended by a final block may be followed by padding
+                // (RFC 7692 §7.2.3.4): the rest of the message is ignored,
+                // while the inflater hands out what it still holds.
+                let rest = (frame.done - frame.consumed) as usize;
+                s.rx_start += rest;
+                frame.consumed += rest as u64;
+            }
             let pending = (frame.done - frame.consumed) as usize;
             let payload_in = frame.consumed == frame.header.payload_len;
             let input: &[u8] = if pending > 0 {
@@ -1273,16 +1282,21 @@ impl Connection {
                 &[]
             };
             let from_tail = pending == 0;
+            let old = self.msg.len();
             let room = if streaming {
-                INFLATE_CHUNK - self.msg.len()
+                INFLATE_CHUNK - old
             } else {
-                // Grow in steps, never past one byte over the limit.
-                (limit + 1 - self.msg.len().min(limit)).min(INFLATE_CHUNK.max(4 * input.len()))
+                // Grow with the input, never past one byte over the limit.
+                (limit + 1 - old.min(limit)).min((4 * input.len()).clamp(4096, INFLATE_CHUNK))
             };
             if room == 0 {
                 break;
             }
-            let old = self.msg.len();
+            if old + room > self.msg.capacity() {
+                // Double as a Vec would, but never reserve beyond the limit.
+                let target = (self.msg.capacity() * 2).max(old + room).min(limit.saturating_add(1).max(old + room));
+                self.msg.reserve_exact(target - old);
+            }
             self.msg.resize(old + room, 0);
             let result = deflate.inflate(input, &mut self.msg[old..]);
             let Ok(out) = result else {
@@ -1305,14 +1319,7 @@ impl Connection {
                 s.fail(ProtocolError::MessageTooLarge.into());
                 return Step::Continue;
             }
-            if out.ended {
-                message.stream_ended = true;
-                if frame.done > frame.consumed {
-                    // Data after the end of the deflate stream.
-                    s.fail(ProtocolError::InvalidCompressedData.into());
-                    return Step::Continue;
-                }
-            }
+            message.stream_ended |= out.ended;
             if out.consumed == 0 && out.written == 0 {
                 break;
             }

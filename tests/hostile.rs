@@ -1317,6 +1317,30 @@ fn assert_invalid_compressed(name: &str, payload: &[u8], valid: &[u8]) {
     }
 }
 
+/// RFC 7692 §7.2.3.4 ends its own BFINAL example with a byte after the final
+/// block, so what follows the end of the deflate stream within a message is
+/// ignored rather than failed, whatever it is, and the next message starts a
+/// new stream.
+#[test]
+fn deflate_bytes_after_the_final_block_are_ignored() {
+    let (text, good) = compressible_sample();
+    let cases: [(&str, Vec<u8>); 2] = [
+        ("garbage after the final block", vec![0x01, 0x01, 0x00, 0xFE, 0xFF, b'x', 0xAB, 0xCD]),
+        ("a whole stream after the final block", [&[0x01, 0x01, 0x00, 0xFE, 0xFF, b'x'][..], &good].concat()),
+    ];
+    for (name, payload) in &cases {
+        for split in [None, Some(payload.len() / 2)] {
+            let wire = match split {
+                None => frame(true, RSV1, BINARY, payload),
+                Some(at) => [frame(false, RSV1, BINARY, &payload[..at]), frame(true, 0, CONT, &payload[at..])].concat(),
+            };
+            let mut conn = deflate_server(|_| {});
+            assert_eq!(feed(&mut conn, &wire), [Ev::Binary(b"x".to_vec())], "{name}, split {split:?}");
+            assert_eq!(feed(&mut conn, &frame(true, RSV1, BINARY, &good)), [Ev::Binary(text.clone())], "{name}");
+        }
+    }
+}
+
 #[test]
 fn deflate_corrupt_streams_are_1002_without_hanging() {
     no_hang(Duration::from_secs(30), || {
@@ -1328,12 +1352,6 @@ fn deflate_corrupt_streams_are_1002_without_hanging() {
             // A stored block whose NLEN is not the complement of LEN.
             ("stored block length check", vec![0x01, 0x05, 0x00, 0x00, 0x00, 1, 2, 3, 4, 5]),
             ("all ones", vec![0xFF; 64]),
-            // A complete final stored block, then more.
-            ("data after the final block", vec![0x01, 0x01, 0x00, 0xFE, 0xFF, b'x', 0xAB, 0xCD]),
-            (
-                "valid message, then data after its final block",
-                [&[0x01, 0x01, 0x00, 0xFE, 0xFF, b'x'][..], &good].concat(),
-            ),
         ];
         // A dynamic block whose code-length code is over-subscribed.
         let mut w = BitWriter::default();

@@ -1,0 +1,151 @@
+//! permessage-deflate throughput through a `Connection`: compression (a
+//! client sending a compressible JSON-like text message, masked and framed)
+//! and decompression (a server receiving and inflating such messages, with
+//! UTF-8 validation), for 1 KiB and 64 KiB messages, with context takeover
+//! and with `server_no_context_takeover` + `client_no_context_takeover`.
+//!
+//! Throughput counts the uncompressed message bytes. Messages rotate among
+//! 16 different texts, so with context takeover each one is compressed
+//! against its predecessors, as on a real connection.
+//!
+//! `cargo bench --bench deflate`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wscore::deflate::DeflateConfig;
+use wscore::{Accept, ClientHandshake, Config, Connection, Event, Message};
+
+const SIZES: [usize; 2] = [1024, 64 * 1024];
+const NOW: Duration = Duration::ZERO;
+
+/// A client and a server that negotiated permessage-deflate.
+fn connect(no_context_takeover: bool) -> (Connection, Connection) {
+    let mut deflate = DeflateConfig::default();
+    deflate.server_no_context_takeover = no_context_takeover;
+    deflate.client_no_context_takeover = no_context_takeover;
+    let mut config = Config::default();
+    config.deflate = Some(deflate);
+    let handshake = ClientHandshake::new("ws://localhost/").unwrap();
+    let mut client = Connection::client(handshake, config.clone(), NOW).unwrap();
+    let mut server = Connection::server(config, NOW).unwrap();
+    let mut wire = Vec::new();
+    client.transmit_into(&mut wire);
+    server.receive(NOW, &wire);
+    wire.clear();
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    server.accept(&Accept::new()).unwrap();
+    server.transmit_into(&mut wire);
+    client.receive(NOW, &wire);
+    assert!(matches!(client.poll_event(), Some(Event::Connected(_))));
+    assert!(client.deflate().is_some() && server.deflate().is_some());
+    (client, server)
+}
+
+/// 16 JSON-like texts of exactly `size` bytes, each different.
+fn texts(size: usize) -> Vec<String> {
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+    let words = ["order", "shipped", "pending", "refund", "invoice", "priority", "express", "warehouse", "customer"];
+    (0..16u64)
+        .map(|seed| {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as usize
+            };
+            let mut s = String::from("[");
+            while s.len() < size {
+                s.push_str(&format!(
+                    "{{\"id\":{},\"user\":\"{}\",\"status\":\"{}\",\"amount\":{}.{:02},\"note\":\"{} {} {}\"}},",
+                    next() % 1_000_000,
+                    names[next() % names.len()],
+                    words[next() % words.len()],
+                    next() % 10_000,
+                    next() % 100,
+                    words[next() % words.len()],
+                    words[next() % words.len()],
+                    words[next() % words.len()],
+                ));
+            }
+            s.truncate(size);
+            s
+        })
+        .collect()
+}
+
+fn mode(no_context_takeover: bool) -> &'static str {
+    if no_context_takeover { "no_context_takeover" } else { "context_takeover" }
+}
+
+fn compress(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate_compress");
+    for size in SIZES {
+        let texts = texts(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        for no_context in [false, true] {
+            group.bench_with_input(BenchmarkId::new(mode(no_context), size), &texts, |b, texts| {
+                let (mut client, _server) = connect(no_context);
+                let mut i = 0;
+                b.iter(|| {
+                    client.send_text(black_box(&texts[i % texts.len()])).unwrap();
+                    i += 1;
+                    let n = client.poll_transmit().len();
+                    client.advance_transmit(n);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn decompress(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate_decompress");
+    for size in SIZES {
+        let texts = texts(size);
+        group.throughput(Throughput::Bytes(size as u64));
+        for no_context in [false, true] {
+            group.bench_with_input(BenchmarkId::new(mode(no_context), size), &texts, |b, texts| {
+                // The messages are compressed outside the timing, in batches,
+                // by a client of the same connection, so each decompresses
+                // against the history it was compressed with.
+                b.iter_custom(|iters| {
+                    let (mut client, mut server) = connect(no_context);
+                    let mut wire = Vec::new();
+                    let (mut total, mut left, mut i) = (Duration::ZERO, iters, 0);
+                    while left > 0 {
+                        let batch = left.min(64);
+                        wire.clear();
+                        for _ in 0..batch {
+                            client.send_text(&texts[i % texts.len()]).unwrap();
+                            i += 1;
+                            client.transmit_into(&mut wire);
+                        }
+                        let start = Instant::now();
+                        server.receive(NOW, &wire);
+                        let mut received = 0;
+                        while let Some(event) = server.poll_event() {
+                            let Event::Message(Message::Text(text)) = event else { panic!("{event:?}") };
+                            black_box(text);
+                            received += 1;
+                        }
+                        total += start.elapsed();
+                        assert_eq!(received, batch);
+                        left -= batch;
+                    }
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = compress, decompress
+}
+criterion_main!(benches);

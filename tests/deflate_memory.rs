@@ -1,0 +1,434 @@
+//! Heap memory held by permessage-deflate, counted exactly by a global
+//! allocator: per connection (idle without deflate; with context takeover
+//! after a compressed message each way; with `server_no_context_takeover`
+//! and `client_no_context_takeover`, which must hold no compressor or
+//! decompressor between messages), and the peak while a decompression bomb
+//! is refused.
+//!
+//! The figures are printed (`cargo test --test deflate_memory -- --nocapture`)
+//! and bounded by assertions. The allocator counts per thread, so tests
+//! running in parallel do not see each other's allocations; every figure
+//! is heap bytes only, `size_of::<Connection>()` comes on top.
+
+// The counting allocator implements `GlobalAlloc`; Cargo.toml denies unsafe
+// code so that only a file like this one can allow it.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Ev, Pair, Side, config};
+use wscore::deflate::DeflateConfig;
+use wscore::{Config, Connection, Error, Event, ProtocolError};
+
+mod counting {
+    //! A global allocator that counts, per thread, the bytes currently
+    //! allocated and their peak.
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static CURRENT: Cell<i64> = const { Cell::new(0) };
+        static PEAK: Cell<i64> = const { Cell::new(0) };
+    }
+
+    fn add(bytes: i64) {
+        // `try_with`: a thread being torn down may still free memory.
+        let _ = CURRENT.try_with(|current| {
+            let now = current.get() + bytes;
+            current.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    struct Counting;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator;
+    // the counting touches only const-initialised thread-locals without
+    // destructors, which never allocate.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract is passed on unchanged.
+            let ptr = unsafe { System.alloc(layout) };
+            if !ptr.is_null() {
+                add(layout.size() as i64);
+            }
+            ptr
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as for `alloc`.
+            let ptr = unsafe { System.alloc_zeroed(layout) };
+            if !ptr.is_null() {
+                add(layout.size() as i64);
+            }
+            ptr
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as for `alloc`.
+            unsafe { System.dealloc(ptr, layout) };
+            add(-(layout.size() as i64));
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: as for `alloc`.
+            let new = unsafe { System.realloc(ptr, layout, new_size) };
+            if !new.is_null() {
+                add(new_size as i64 - layout.size() as i64);
+            }
+            new
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// Bytes this thread allocated and has not freed.
+    pub(crate) fn current() -> i64 {
+        CURRENT.with(Cell::get)
+    }
+
+    /// Starts a new peak from the current figure.
+    pub(crate) fn reset_peak() {
+        PEAK.with(|peak| peak.set(current()));
+    }
+
+    /// The most this thread had allocated at once since [`reset_peak`].
+    pub(crate) fn peak() -> i64 {
+        PEAK.with(Cell::get)
+    }
+}
+
+use counting::{current, peak, reset_peak};
+
+const NOW: Duration = Duration::ZERO;
+const KIB: i64 = 1024;
+const MIB: i64 = 1024 * 1024;
+
+/// The heap bytes still held by what `make` returns: the growth of this
+/// thread's allocations across the call, once everything else `make`
+/// allocated has been freed.
+fn held<T>(make: impl FnOnce() -> T) -> (i64, T) {
+    let before = current();
+    let value = make();
+    (current() - before, value)
+}
+
+fn deflate(f: impl FnOnce(&mut DeflateConfig)) -> DeflateConfig {
+    let mut d = DeflateConfig::default();
+    f(&mut d);
+    d
+}
+
+fn with(d: Option<DeflateConfig>, retained: usize) -> Config {
+    config(|c| {
+        c.deflate = d;
+        c.retained_buffer_capacity = retained;
+    })
+}
+
+/// Compressible text of `len` bytes, different for each `seed`.
+fn text(len: usize, seed: usize) -> String {
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+    let mut s = format!("{seed} ");
+    let mut i = seed;
+    while s.len() < len {
+        i = i.wrapping_mul(2_654_435_761).wrapping_add(1);
+        s.push_str(words[i % words.len()]);
+        s.push(' ');
+    }
+    s.truncate(len);
+    s
+}
+
+/// A connected pair that exchanged `messages` 4 KiB texts each way (all
+/// compressed if deflate was negotiated: they pass the 1 KiB threshold),
+/// every event taken, so both ends are idle. Returns the end on `side`.
+fn connection(client: Config, server: Config, messages: usize, side: Side) -> Connection {
+    let mut pair = Pair::new(client, server);
+    for m in 0..messages {
+        let t = text(4096, m);
+        pair.client.conn.send_text(&t).unwrap();
+        pair.server.conn.send_text(&t).unwrap();
+        pair.drive();
+        assert_eq!(pair.events(Side::Server), [Ev::Text(t.clone())]);
+        assert_eq!(pair.events(Side::Client), [Ev::Text(t)]);
+    }
+    match side {
+        Side::Client => pair.client.conn,
+        Side::Server => pair.server.conn,
+    }
+}
+
+/// One row of the table: the scenario and what each end holds.
+struct Row {
+    what: &'static str,
+    server: i64,
+    client: i64,
+}
+
+fn row(what: &'static str, make: impl Fn(Side) -> Connection) -> Row {
+    // Held in the same way twice: the figure does not depend on history.
+    let (server, conn) = held(|| make(Side::Server));
+    let (again, _second) = held(|| make(Side::Server));
+    assert_eq!(server, again, "{what}: server");
+    drop(conn);
+    let (client, _conn) = held(|| make(Side::Client));
+    Row { what, server, client }
+}
+
+#[test]
+fn per_connection_memory() {
+    let on = || Some(DeflateConfig::default());
+    let off = || {
+        Some(deflate(|d| {
+            d.server_no_context_takeover = true;
+            d.client_no_context_takeover = true;
+        }))
+    };
+    let r = 4096; // the default retained_buffer_capacity
+    let rows = [
+        row("no deflate, handshake only", |side| connection(with(None, r), with(None, r), 0, side)),
+        row("no deflate, handshake only, retained 0", |side| connection(with(None, 0), with(None, 0), 0, side)),
+        row("no deflate, 1 message each way", |side| connection(with(None, r), with(None, r), 1, side)),
+        row("no deflate, 1 message each way, retained 0", |side| connection(with(None, 0), with(None, 0), 1, side)),
+        row("deflate negotiated, no message", |side| connection(with(on(), r), with(on(), r), 0, side)),
+        row("takeover, 1 compressed message each way", |side| connection(with(on(), r), with(on(), r), 1, side)),
+        row("takeover, 3 messages each way, retained 0", |side| connection(with(on(), 0), with(on(), 0), 3, side)),
+        row("no takeover, 3 messages each way", |side| connection(with(off(), r), with(on(), r), 3, side)),
+        row("no takeover, 3 messages each way, retained 0", |side| connection(with(off(), 0), with(on(), 0), 3, side)),
+    ];
+    println!("heap bytes held per idle connection (size_of::<Connection>() = {} on top):", size_of::<Connection>());
+    println!("{:<46} {:>9} {:>9}", "", "server", "client");
+    for row in &rows {
+        println!("{:<46} {:>9} {:>9}", row.what, row.server, row.client);
+    }
+    let [idle, idle0, plain, plain0, negotiated, takeover, takeover0, stateless, stateless0] = &rows;
+    for (side, pick) in [("server", (|r: &Row| r.server) as fn(&Row) -> i64), ("client", |r: &Row| r.client)] {
+        // After the handshake a connection holds almost nothing.
+        assert!(pick(idle) < 512, "{side}: {} bytes idle", pick(idle));
+        // Negotiating allocates only the small codec record.
+        assert!(pick(negotiated) < pick(idle) + 512, "{side}: {} bytes after negotiating", pick(negotiated));
+        // Context takeover keeps a compressor and a decompressor: the docs
+        // say about 340 KiB.
+        for t in [takeover, takeover0] {
+            assert!((256 * KIB..512 * KIB).contains(&pick(t)), "{side}: {} bytes with takeover", pick(t));
+        }
+        // Without takeover, nothing is kept between messages: once buffers
+        // are freed, only the small codec record; with the default buffers
+        // at most the compressed-message buffer (4 KiB) more than a
+        // connection without deflate that exchanged the same messages.
+        assert!(pick(stateless0) < 128, "{side}: {} bytes without takeover, retained 0", pick(stateless0));
+        assert!(pick(stateless0) <= pick(negotiated), "{side}: without takeover, retained 0");
+        assert!(pick(plain0) <= pick(idle0), "{side}: buffers freed with retained 0");
+        assert!(
+            pick(stateless) <= pick(plain) + (pick(negotiated) - pick(idle)) + 4 * KIB,
+            "{side}: {} bytes without takeover vs {} without deflate",
+            pick(stateless),
+            pick(plain)
+        );
+    }
+}
+
+#[test]
+fn idle_server_after_the_handshake_holds_no_buffer() {
+    // Config::retained_buffer_capacity: "a connection that goes idle holds
+    // at most that per direction, and nothing if it never exchanged a
+    // message". The client holds nothing; the server keeps the buffer its
+    // 101 response was written to (`accept` writes it after the handshake
+    // buffers were released).
+    for d in [None, Some(DeflateConfig::default())] {
+        let (server, _conn) = held(|| connection(with(d.clone(), 4096), with(d.clone(), 4096), 0, Side::Server));
+        let (client, _conn) = held(|| connection(with(d.clone(), 4096), with(d.clone(), 4096), 0, Side::Client));
+        // The deflate record (56 bytes) is the only allocation expected.
+        let record = if d.is_some() { client } else { 0 };
+        assert_eq!(server, record, "server, deflate {}", d.is_some());
+    }
+}
+
+#[test]
+fn transient_memory_of_one_compressed_message() {
+    // Without takeover the codec state exists only while a message is
+    // compressed or inflated: measure that peak.
+    let cfg = with(
+        Some(deflate(|d| {
+            d.server_no_context_takeover = true;
+            d.client_no_context_takeover = true;
+        })),
+        0,
+    );
+    let mut pair = Pair::new(cfg.clone(), cfg);
+    let t = text(4096, 1);
+    let before = current();
+    reset_peak();
+    pair.client.conn.send_text(&t).unwrap();
+    let send = peak() - before;
+    let wire = pair.client.conn.poll_transmit().to_vec();
+    pair.client.conn.advance_transmit(wire.len());
+    let before = current();
+    reset_peak();
+    pair.server.conn.receive(NOW, &wire);
+    assert!(matches!(pair.server.conn.poll_event(), Some(Event::Message(_))));
+    let receive = peak() - before;
+    assert!(pair.server.conn.poll_event().is_none());
+    println!("peak while compressing a 4 KiB text: {send} bytes; while inflating it: {receive} bytes");
+    assert!(send < 512 * KIB && receive < 256 * KIB, "{send} {receive}");
+}
+
+// ----- Decompression bomb --------------------------------------------------------
+
+/// A masked frame (for a server) with first header byte `first`.
+fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![first, 0x80 | 127];
+    out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Writes bits least significant first, as deflate does.
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    fn bits(&mut self, value: u32, count: u32) {
+        self.acc |= u64::from(value) << self.n;
+        self.n += count;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    /// A Huffman code, which deflate packs most significant bit first.
+    fn code(&mut self, code: u32, len: u32) {
+        let reversed = (0..len).fold(0, |r, i| r | ((code >> i) & 1) << (len - 1 - i));
+        self.bits(reversed, len);
+    }
+
+    fn zeros(&mut self, mut n: u64) {
+        while self.n != 0 && n > 0 {
+            self.bits(0, 1);
+            n -= 1;
+        }
+        self.out.resize(self.out.len() + (n / 8) as usize, 0);
+        self.bits(0, (n % 8) as u32);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// A compressed message payload that inflates to `1 + 258 * matches` zero
+/// bytes: one dynamic Huffman block with one-bit codes for length 258 and
+/// distance 1, two bits per 258 bytes (the same as `bomb` in
+/// `tests/deflate.rs`, which checks it with an independent inflater).
+fn bomb(matches: u64) -> Vec<u8> {
+    let mut w = BitWriter::default();
+    w.bits(0b100, 3); // not final, dynamic Huffman
+    w.bits(286 - 257, 5);
+    w.bits(2 - 1, 5);
+    w.bits(18 - 4, 4);
+    for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
+        w.bits(
+            match sym {
+                18 => 1,
+                1 | 2 => 2,
+                _ => 0,
+            },
+            3,
+        );
+    }
+    // Code lengths: literal 0 → 2, 255 zeros, end of block → 2, 28 zeros,
+    // length 285 → 1; distances 0 and 1 → 1.
+    w.code(3, 2);
+    w.code(0, 1);
+    w.bits(138 - 11, 7);
+    w.code(0, 1);
+    w.bits(117 - 11, 7);
+    w.code(3, 2);
+    w.code(0, 1);
+    w.bits(28 - 11, 7);
+    w.code(2, 2);
+    w.code(2, 2);
+    w.code(2, 2);
+    // Literal 0, the matches (two zero bits each), end of block, and the
+    // header of the empty stored block the appended tail completes.
+    w.code(2, 2);
+    w.zeros(2 * matches);
+    w.code(3, 2);
+    w.bits(0, 3);
+    w.finish()
+}
+
+#[test]
+fn decompression_bomb_peak_memory() {
+    // Inflates to 1 GiB; sent as one frame of about 1 MB.
+    let payload = bomb((1 << 30) / 258 + 1);
+    assert!(payload.len() < 1 << 20);
+    let frame = masked_frame(0xc2, &payload);
+    for piece in [frame.len(), 64 << 10, 1400] {
+        let cfg = config(|c| {
+            c.deflate = Some(DeflateConfig::default());
+            c.max_message_size = 1 << 20;
+        });
+        let mut pair = Pair::new(cfg.clone(), cfg);
+        let before = current();
+        reset_peak();
+        let mut events = Vec::new();
+        for chunk in frame.chunks(piece) {
+            pair.inject(Side::Server, chunk);
+            events.extend(pair.events(Side::Server));
+            if !events.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(events, [Ev::failed(Error::Protocol(ProtocolError::MessageTooLarge))]);
+        let growth = peak() - before;
+        println!("1 GiB bomb to a 1 MiB-limit server, reads of {piece} bytes: peak heap grew {} KiB", growth / KIB);
+        // The compressed frame (1 MiB, when read at once) and the message
+        // up to its limit (1 MiB), nothing near the 1 GiB.
+        assert!(growth < 3 * MIB, "peak grew {growth} bytes");
+    }
+}
+
+#[test]
+fn streamed_bomb_peak_memory() {
+    // Streaming has no message limit, but holds one 64 KiB chunk at a time.
+    let matches = (256 << 20) / 258;
+    let frame = masked_frame(0xc2, &bomb(matches));
+    let cfg = config(|c| {
+        c.deflate = Some(DeflateConfig::default());
+        c.streaming = true;
+    });
+    let mut pair = Pair::new(cfg.clone(), cfg);
+    let before = current();
+    reset_peak();
+    let conn = &mut pair.server.conn;
+    let mut total = 0u64;
+    for chunk in frame.chunks(64 << 10) {
+        conn.receive(NOW, chunk);
+        while let Some(event) = conn.poll_event() {
+            let Event::Chunk(chunk) = event else { panic!("{event:?}") };
+            assert!(chunk.data.len() <= 64 << 10);
+            total += chunk.data.len() as u64;
+        }
+    }
+    assert_eq!(total, 1 + 258 * matches);
+    let growth = peak() - before;
+    println!("256 MiB bomb, streaming mode, reads of 64 KiB: peak heap grew {} KiB", growth / KIB);
+    assert!(growth < 512 * KIB, "peak grew {growth} bytes");
+}
