@@ -3,7 +3,7 @@
 //!
 //! [`server`] validates requests and writes responses, [`client`] builds
 //! requests from a URL and validates responses. Both parse with `httparse`
-//! only once the whole head has arrived: [`HeadScanner`] looks for the blank
+//! only once the whole head has arrived: a scanner looks for the blank
 //! line incrementally, so a head trickled in byte by byte costs linear time
 //! (tungstenite's CVE-2023-43669 re-parsed the whole buffer on every read).
 
