@@ -501,6 +501,23 @@ impl Connection {
         Self::new(role, Phase::Open, config, now)
     }
 
+    /// A frames-only connection (see [`frames_only`](Self::frames_only))
+    /// whose permessage-deflate parameters the other stack negotiated, for
+    /// example with [`deflate::negotiate`](crate::deflate::negotiate). Level
+    /// and threshold come from [`Config::deflate`], or its defaults.
+    pub fn frames_only_with_deflate(
+        role: Role,
+        config: Config,
+        params: DeflateParams,
+        now: Duration,
+    ) -> Result<Self, Error> {
+        params.validate().map_err(UsageError::InvalidConfig)?;
+        let mut conn = Self::new(role, Phase::Open, config, now)?;
+        let deflate = conn.inner.config.deflate.clone().unwrap_or_default();
+        conn.inner.deflate = Some(Box::new(Deflate::new(params, role, &deflate)));
+        Ok(conn)
+    }
+
     fn new(role: Role, phase: Phase, config: Config, now: Duration) -> Result<Self, Error> {
         config.validate()?;
         let mask = match role {

@@ -1461,6 +1461,44 @@ fn streaming_receive_reassembles_compressed_messages() {
 
 // ----- Window limits, checked on the wire ----------------------------------------
 
+/// A handshake done by another HTTP stack: the server side negotiates with
+/// `deflate::negotiate`, both ends start with `frames_only_with_deflate`,
+/// and compressed messages flow with the agreed parameters.
+#[test]
+fn frames_only_with_deflate_after_an_external_handshake() {
+    let offer = "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame";
+    let (params, answer) =
+        wscore::deflate::negotiate(&[offer, "permessage-deflate; server_max_window_bits=9"], &DeflateConfig::default())
+            .expect("an acceptable offer");
+    assert_eq!(answer, "permessage-deflate");
+    let mut cfg = Config::default();
+    let mut deflate = DeflateConfig::default();
+    deflate.threshold = 0;
+    cfg.deflate = Some(deflate);
+    let mut client =
+        Connection::frames_only_with_deflate(wscore::Role::Client, cfg.clone(), params, Duration::ZERO).unwrap();
+    let mut server = Connection::frames_only_with_deflate(wscore::Role::Server, cfg, params, Duration::ZERO).unwrap();
+    assert_eq!(client.deflate(), Some(&params));
+    let text = "compress me, ".repeat(100);
+    client.send_text(&text).unwrap();
+    let mut wire = Vec::new();
+    client.transmit_into(&mut wire);
+    assert_eq!(wire[0] & 0x40, 0x40, "RSV1 set");
+    assert!(wire.len() < text.len() / 4, "{} bytes on the wire", wire.len());
+    server.receive(Duration::ZERO, &wire);
+    match server.poll_event() {
+        Some(Event::Message(wscore::Message::Text(got))) => assert_eq!(got, text),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(wscore::deflate::negotiate(&["x-webkit-deflate-frame"], &DeflateConfig::default()), None);
+    let mut bad = DeflateParams::default();
+    bad.client_max_window_bits = 16;
+    assert!(matches!(
+        Connection::frames_only_with_deflate(wscore::Role::Server, Config::default(), bad, Duration::ZERO),
+        Err(Error::Usage(wscore::UsageError::InvalidConfig(_)))
+    ));
+}
+
 /// A test-only RFC 1951 inflater (stored, fixed and dynamic Huffman
 /// blocks, after zlib's `puff`) that records back-reference distances.
 mod inflate {

@@ -119,6 +119,41 @@ pub struct DeflateParams {
     pub client_max_window_bits: u8,
 }
 
+impl DeflateParams {
+    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+        let ok = |b: u8| (8..=15).contains(&b);
+        if ok(self.server_max_window_bits) && ok(self.client_max_window_bits) {
+            Ok(())
+        } else {
+            Err("deflate window bits must be 8 to 15")
+        }
+    }
+}
+
+/// Server side of the negotiation, for a handshake another HTTP stack
+/// performs: given the values of the request's `Sec-WebSocket-Extensions`
+/// headers, picks the first acceptable permessage-deflate offer and returns
+/// the agreed parameters (for [`Connection::frames_only_with_deflate`](crate::Connection::frames_only_with_deflate))
+/// and the value of the response's `Sec-WebSocket-Extensions` header.
+/// `None`: no acceptable offer; answer without the header.
+///
+/// ```
+/// use wscore::deflate::{DeflateConfig, negotiate};
+/// let (params, answer) =
+///     negotiate(&["permessage-deflate; client_max_window_bits; server_max_window_bits=10"], &DeflateConfig::default())
+///         .unwrap();
+/// assert_eq!(answer, "permessage-deflate; server_max_window_bits=10");
+/// assert_eq!(params.server_max_window_bits, 10);
+/// ```
+pub fn negotiate(header_values: &[&str], config: &DeflateConfig) -> Option<(DeflateParams, alloc::string::String)> {
+    let elements = header_values
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(crate::handshake::trim)
+        .filter(|e| !e.is_empty());
+    negotiation::server_answer(elements, config)
+}
+
 impl Default for DeflateParams {
     fn default() -> Self {
         Self {
