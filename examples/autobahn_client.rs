@@ -10,7 +10,7 @@
 use std::io;
 
 use wscore::deflate::DeflateConfig;
-use wscore::{Config, Message, blocking};
+use wscore::{Config, Message, MessageBuf, blocking};
 
 fn main() -> io::Result<()> {
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -53,21 +53,11 @@ fn main() -> io::Result<()> {
 
 fn run_case(url: &str, config: &Config) -> io::Result<()> {
     let (mut ws, _) = blocking::connect_with(url, config.clone())?;
-    let mut text = String::new();
-    let mut binary = Vec::new();
+    let mut copy = MessageBuf::new();
     loop {
         let reply = match ws.read()? {
             None => return Ok(()),
-            Some(Message::Text(t)) => {
-                text.clear();
-                text.push_str(t);
-                Message::Text(&text)
-            }
-            Some(Message::Binary(b)) => {
-                binary.clear();
-                binary.extend_from_slice(b);
-                Message::Binary(&binary)
-            }
+            Some(message) => copy.set(message),
         };
         ws.send(reply)?;
     }

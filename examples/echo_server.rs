@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 use wscore::deflate::DeflateConfig;
-use wscore::{Config, Message, blocking};
+use wscore::{Config, MessageBuf, blocking};
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,22 +43,12 @@ fn serve(stream: TcpStream, deflate: bool) -> io::Result<()> {
     config.deflate = deflate.then(DeflateConfig::default);
     let mut ws = blocking::accept_with(stream, config, |_request| Ok(wscore::Accept::new()))?;
     // The received message borrows the connection, so it is copied out
-    // before being sent back; the two buffers are reused for every message.
-    let mut text = String::new();
-    let mut binary = Vec::new();
+    // before being sent back, into storage reused for every message.
+    let mut copy = MessageBuf::new();
     loop {
         let reply = match ws.read()? {
             None => return Ok(()),
-            Some(Message::Text(t)) => {
-                text.clear();
-                text.push_str(t);
-                Message::Text(&text)
-            }
-            Some(Message::Binary(b)) => {
-                binary.clear();
-                binary.extend_from_slice(b);
-                Message::Binary(&binary)
-            }
+            Some(message) => copy.set(message),
         };
         ws.send(reply)?;
     }

@@ -105,4 +105,4 @@ pub use connection::{Chunk, Closed, Connection, Event, EventKind, Role, State, S
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 pub use frame::{CloseCode, CloseFrame};
 pub use handshake::{Accept, ClientHandshake, Reject, Request, Response};
-pub use message::{Message, MessageKind};
+pub use message::{Message, MessageBuf, MessageKind};

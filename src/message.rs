@@ -1,6 +1,8 @@
 //! The message layer: message kinds, whole messages as handed to the caller,
 //! and incremental, fail-fast UTF-8 validation of text (RFC 6455 §8.1).
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::str::Utf8Error;
 
 /// The kind of a data message.
@@ -46,6 +48,52 @@ impl<'a> Message<'a> {
     /// Whether the payload is empty.
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A copy of a message in storage that is reused from one message to the
+/// next. A message from [`Connection::poll_event`](crate::Connection::poll_event)
+/// borrows the connection; copy it here to send it back (an echo) or keep it
+/// while the connection is used again, without allocating per message.
+///
+/// ```
+/// use wscore::{Message, MessageBuf};
+/// let mut copy = MessageBuf::new();
+/// assert_eq!(copy.set(Message::Text("hi")), Message::Text("hi"));
+/// assert_eq!(copy.set(Message::Binary(b"\x00\x01")).len(), 2);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MessageBuf {
+    text: String,
+    binary: Vec<u8>,
+    is_text: bool,
+}
+
+impl MessageBuf {
+    /// Empty storage; it grows to the largest message copied in.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the held message with a copy of `message` and returns it.
+    pub fn set(&mut self, message: Message<'_>) -> Message<'_> {
+        match message {
+            Message::Text(text) => {
+                self.text.clear();
+                self.text.push_str(text);
+            }
+            Message::Binary(bytes) => {
+                self.binary.clear();
+                self.binary.extend_from_slice(bytes);
+            }
+        }
+        self.is_text = message.kind() == MessageKind::Text;
+        self.get()
+    }
+
+    /// The held message (an empty binary one at first).
+    pub fn get(&self) -> Message<'_> {
+        if self.is_text { Message::Text(&self.text) } else { Message::Binary(&self.binary) }
     }
 }
 

@@ -18,6 +18,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::deflate_bits::bomb;
 use common::{Ev, Pair, Side, config};
 use wscore::deflate::DeflateConfig;
 use wscore::{Config, Connection, Error, Event, ProtocolError};
@@ -288,90 +289,6 @@ fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&key);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
     out
-}
-
-/// Writes bits least significant first, as deflate does.
-#[derive(Default)]
-struct BitWriter {
-    out: Vec<u8>,
-    acc: u64,
-    n: u32,
-}
-
-impl BitWriter {
-    fn bits(&mut self, value: u32, count: u32) {
-        self.acc |= u64::from(value) << self.n;
-        self.n += count;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
-        }
-    }
-
-    /// A Huffman code, which deflate packs most significant bit first.
-    fn code(&mut self, code: u32, len: u32) {
-        let reversed = (0..len).fold(0, |r, i| r | ((code >> i) & 1) << (len - 1 - i));
-        self.bits(reversed, len);
-    }
-
-    fn zeros(&mut self, mut n: u64) {
-        while self.n != 0 && n > 0 {
-            self.bits(0, 1);
-            n -= 1;
-        }
-        self.out.resize(self.out.len() + (n / 8) as usize, 0);
-        self.bits(0, (n % 8) as u32);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
-            self.out.push(self.acc as u8);
-        }
-        self.out
-    }
-}
-
-/// A compressed message payload that inflates to `1 + 258 * matches` zero
-/// bytes: one dynamic Huffman block with one-bit codes for length 258 and
-/// distance 1, two bits per 258 bytes (the same as `bomb` in
-/// `tests/deflate.rs`, which checks it with an independent inflater).
-fn bomb(matches: u64) -> Vec<u8> {
-    let mut w = BitWriter::default();
-    w.bits(0b100, 3); // not final, dynamic Huffman
-    w.bits(286 - 257, 5);
-    w.bits(2 - 1, 5);
-    w.bits(18 - 4, 4);
-    for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
-        w.bits(
-            match sym {
-                18 => 1,
-                1 | 2 => 2,
-                _ => 0,
-            },
-            3,
-        );
-    }
-    // Code lengths: literal 0 → 2, 255 zeros, end of block → 2, 28 zeros,
-    // length 285 → 1; distances 0 and 1 → 1.
-    w.code(3, 2);
-    w.code(0, 1);
-    w.bits(138 - 11, 7);
-    w.code(0, 1);
-    w.bits(117 - 11, 7);
-    w.code(3, 2);
-    w.code(0, 1);
-    w.bits(28 - 11, 7);
-    w.code(2, 2);
-    w.code(2, 2);
-    w.code(2, 2);
-    // Literal 0, the matches (two zero bits each), end of block, and the
-    // header of the empty stored block the appended tail completes.
-    w.code(2, 2);
-    w.zeros(2 * matches);
-    w.code(3, 2);
-    w.bits(0, 3);
-    w.finish()
 }
 
 #[test]

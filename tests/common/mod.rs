@@ -20,6 +20,8 @@
 // Each test crate uses a different part of the harness.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod deflate_bits;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
