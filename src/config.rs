@@ -67,11 +67,17 @@ pub struct Config {
     pub handshake_timeout: Option<Duration>,
     /// Receive and send buffers keep up to this much capacity when they
     /// have been drained, so small request/response traffic does not
-    /// allocate per message; larger buffers are freed, and so are the
-    /// handshake's. Default 4096: a connection that goes idle holds at most
-    /// that per direction, and nothing if it never exchanged a message. Set
-    /// 0 to free every buffer as soon as it drains.
+    /// allocate per message. The handshake's buffers are always freed.
+    /// Default 4096: a connection that goes idle holds at most that per
+    /// direction, and nothing if it never exchanged a message.
     pub retained_buffer_capacity: usize,
+    /// Drained buffers larger than `retained_buffer_capacity` are kept for
+    /// reuse while messages flow and freed once this long passes without
+    /// traffic, through [`Connection::handle_timeout`](crate::Connection::handle_timeout)
+    /// (the deadline is part of `poll_timeout`). `None` frees them as soon
+    /// as they drain, trading an allocation per large read or batch for
+    /// never holding them. Default 1 s.
+    pub buffer_release_delay: Option<Duration>,
     /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept
     /// it when offered (server). Default `None`: compression costs CPU and,
     /// with context takeover, about 340 KiB per connection (see
@@ -100,6 +106,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Some(Duration::from_secs(10)),
             retained_buffer_capacity: 4096,
+            buffer_release_delay: Some(Duration::from_secs(1)),
             deflate: None,
             entropy: default_entropy(),
         }

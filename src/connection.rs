@@ -229,11 +229,14 @@ struct Output {
     buf: Vec<u8>,
     /// Bytes before `pos` have been transmitted.
     pos: usize,
-    mask: Option<MaskRng>,
+    /// A client's mask generator (servers do not mask), boxed since it is
+    /// a sixth of a connection's size.
+    mask: Option<Box<MaskRng>>,
     /// A streamed message in progress: its kind, whether it is compressed,
     /// and for text the UTF-8 state across chunks.
     sending: Option<(MessageKind, bool, Utf8Validator)>,
-    pending_pong: Option<PendingPong>,
+    /// Boxed: only needed while backpressure holds a pong back.
+    pending_pong: Option<Box<PendingPong>>,
     close_sent: bool,
     /// Free the buffer when next drained: it held the handshake, and a
     /// connection that goes idle after it should hold nothing.
@@ -245,12 +248,13 @@ impl Output {
         self.buf.len() - self.pos
     }
 
-    /// Everything was transmitted: keep the buffer for reuse if it is small,
-    /// unless the handshake just ended.
-    fn drained(&mut self, retain: usize) {
+    /// Everything was transmitted: free the buffer if `free` says so or
+    /// if it held the handshake, else keep it for reuse.
+    fn drained(&mut self, free: bool) {
         self.buf.clear();
         self.pos = 0;
-        if self.buf.capacity() > retain || core::mem::take(&mut self.release_on_drain) {
+        let handshake = core::mem::take(&mut self.release_on_drain);
+        if free || handshake {
             self.buf = Vec::new();
         }
     }
@@ -271,7 +275,7 @@ impl Output {
     }
 
     fn write_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
-        let mask = self.mask.as_mut().map(MaskRng::next_key);
+        let mask = self.mask.as_mut().map(|m| m.next_key());
         let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
@@ -323,9 +327,12 @@ impl Output {
             self.pending_pong = None;
             self.write_frame(OpCode::Pong, true, payload);
         } else {
-            let mut pong = PendingPong { data: [0; MAX_CONTROL_PAYLOAD], len: payload.len() as u8 };
+            // Only the latest ping's pong is kept (RFC 6455 §5.5.3).
+            let pong = self
+                .pending_pong
+                .get_or_insert_with(|| Box::new(PendingPong { data: [0; MAX_CONTROL_PAYLOAD], len: 0 }));
             pong.data[..payload.len()].copy_from_slice(payload);
-            self.pending_pong = Some(pong);
+            pong.len = payload.len() as u8;
         }
     }
 
@@ -384,6 +391,8 @@ struct Inner {
     close_wait_over: bool,
     /// An event found by [`Connection::peek_event`], not yet returned.
     stash: Option<Ready>,
+    /// When to free drained large buffers if nothing happens before.
+    release_at: Option<Duration>,
     stats: Stats,
     timers: Timers,
 }
@@ -525,7 +534,7 @@ impl Connection {
                 let entropy = config.entropy.ok_or(UsageError::NoEntropy)?;
                 let mut seed = [0u8; 32];
                 entropy(&mut seed);
-                Some(MaskRng::new(seed))
+                Some(Box::new(MaskRng::new(seed)))
             }
             Role::Server => None,
         };
@@ -566,6 +575,7 @@ impl Connection {
                 transport_dead: false,
                 close_wait_over: false,
                 stash: None,
+                release_at: None,
                 stats: Stats::default(),
                 timers: Timers { clock: now, last_recv: now, last_ping: now, handshake_deadline, close_deadline: None },
             },
@@ -581,8 +591,10 @@ impl Connection {
         if data.is_empty() {
             return;
         }
-        let buf = self.receive_buffer(data.len());
-        buf[..data.len()].copy_from_slice(data);
+        self.make_room(data.len());
+        // Appended rather than copied into zeroed spare room.
+        self.rx.truncate(self.inner.rx_end);
+        self.rx.extend_from_slice(data);
         self.commit_received(now, data.len());
     }
 
@@ -591,21 +603,31 @@ impl Connection {
     /// [`commit_received`](Self::commit_received). Saves the copy that
     /// [`receive`](Self::receive) makes.
     pub fn receive_buffer(&mut self, min: usize) -> &mut [u8] {
+        self.make_room(min);
+        let end = self.inner.rx_end;
+        if self.rx.len() - end < min {
+            self.rx.resize(end + min, 0);
+        }
+        &mut self.rx[end..]
+    }
+
+    /// Moves unprocessed input to the front of the receive buffer when that
+    /// makes room for `min` more bytes, so the buffer grows only with what
+    /// is really pending.
+    fn make_room(&mut self, min: usize) {
         let s = &mut self.inner;
         // A peeked event still borrows from before `rx_start`: only append then.
-        if s.rx_start == s.rx_end && s.stash.is_none() {
+        if s.stash.is_some() {
+            return;
+        }
+        if s.rx_start == s.rx_end {
             s.rx_start = 0;
             s.rx_end = 0;
-        }
-        if self.rx.len() - s.rx_end < min && s.rx_start > 0 && s.stash.is_none() {
+        } else if self.rx.capacity() - s.rx_end < min && s.rx_start > 0 {
             self.rx.copy_within(s.rx_start..s.rx_end, 0);
             s.rx_end -= s.rx_start;
             s.rx_start = 0;
         }
-        if self.rx.len() - s.rx_end < min {
-            self.rx.resize(s.rx_end + min, 0);
-        }
-        &mut self.rx[s.rx_end..]
     }
 
     /// Records that `n` bytes were written into [`receive_buffer`](Self::receive_buffer)
@@ -651,8 +673,11 @@ impl Connection {
     /// close timeouts. Call it when [`poll_timeout`](Self::poll_timeout)'s
     /// instant has passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.inner.tick(now);
+        if self.inner.release_at.is_some_and(|t| now >= t) {
+            self.release_idle_buffers();
+        }
         let s = &mut self.inner;
-        s.tick(now);
         let t = s.timers;
         match s.phase {
             Phase::ServerHandshake | Phase::ClientHandshake | Phase::AwaitingAccept => {
@@ -753,7 +778,12 @@ impl Connection {
         match s.deflate.as_deref_mut().filter(|d| d.wants(data.len())) {
             Some(deflate) => {
                 s.out.write_data(opcode_of(message.kind()), RSV1, deflate.compress(data, true), true, max_frame);
-                deflate.release_scratch(s.config.retained_buffer_capacity);
+                let capacity = deflate.scratch_capacity();
+                if s.free_now(capacity)
+                    && let Some(deflate) = s.deflate.as_deref_mut()
+                {
+                    deflate.release_scratch();
+                }
             }
             None => s.out.write_data(opcode_of(message.kind()), 0, data, true, max_frame),
         }
@@ -787,7 +817,12 @@ impl Connection {
         match s.deflate.as_deref_mut().filter(|_| compressed) {
             Some(deflate) => {
                 s.out.write_data(opcode, rsv, deflate.compress(data, fin), fin, max_frame);
-                deflate.release_scratch(s.config.retained_buffer_capacity);
+                let capacity = deflate.scratch_capacity();
+                if s.free_now(capacity)
+                    && let Some(deflate) = s.deflate.as_deref_mut()
+                {
+                    deflate.release_scratch();
+                }
             }
             None => s.out.write_data(opcode, 0, data, fin, max_frame),
         }
@@ -937,7 +972,8 @@ impl Connection {
         self.inner.stats.bytes_transmitted += n as u64;
         out.pos += n;
         if out.pos == out.buf.len() {
-            out.drained(self.inner.config.retained_buffer_capacity);
+            let free = self.inner.free_now(self.inner.out.buf.capacity());
+            self.inner.out.drained(free);
         }
     }
 
@@ -949,7 +985,8 @@ impl Connection {
         if dest.is_empty() && out.pos == 0 {
             self.inner.stats.bytes_transmitted += out.buf.len() as u64;
             core::mem::swap(dest, &mut out.buf);
-            out.drained(self.inner.config.retained_buffer_capacity);
+            let free = self.inner.free_now(self.inner.out.buf.capacity());
+            self.inner.out.drained(free);
         } else {
             dest.extend_from_slice(&out.buf[out.pos..]);
             let n = out.buf.len();
@@ -961,7 +998,7 @@ impl Connection {
     /// has work to do, on the caller's clock; `None` if no timer runs.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let s = &self.inner;
-        match s.phase {
+        let protocol = match s.phase {
             Phase::ServerHandshake | Phase::ClientHandshake | Phase::AwaitingAccept => s.timers.handshake_deadline,
             Phase::Open => match (s.idle_deadline(), s.ping_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -970,6 +1007,10 @@ impl Connection {
             Phase::Closing => s.timers.close_deadline,
             Phase::Closed if s.awaiting_transport_close() => s.timers.close_deadline,
             Phase::Closed => None,
+        };
+        match (protocol, s.release_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -1051,7 +1092,7 @@ impl Connection {
         self.inner.response = None;
         if self.inner.message.is_none() && self.msg.capacity() > 0 {
             self.msg.clear();
-            if self.msg.capacity() > self.inner.config.retained_buffer_capacity {
+            if self.inner.free_now(self.msg.capacity()) {
                 self.msg = Vec::new();
             }
         }
@@ -1097,9 +1138,31 @@ impl Connection {
         if s.rx_start == s.rx_end {
             s.rx_start = 0;
             s.rx_end = 0;
-            if self.rx.capacity() > s.config.retained_buffer_capacity {
+            if s.free_now(self.rx.capacity()) {
                 self.rx = Vec::new();
             }
+        }
+    }
+
+    /// Frees the drained buffers that are larger than
+    /// [`Config::retained_buffer_capacity`]: called once the connection has
+    /// been quiet for [`Config::buffer_release_delay`].
+    fn release_idle_buffers(&mut self) {
+        let s = &mut self.inner;
+        s.release_at = None;
+        let keep = s.config.retained_buffer_capacity;
+        if s.rx_start == s.rx_end && s.stash.is_none() && self.rx.capacity() > keep {
+            (s.rx_start, s.rx_end) = (0, 0);
+            self.rx = Vec::new();
+        }
+        if s.message.is_none() && self.msg.capacity() > keep {
+            self.msg = Vec::new();
+        }
+        if s.out.buffered() == 0 && s.out.buf.capacity() > keep {
+            s.out.drained(true);
+        }
+        if let Some(deflate) = s.deflate.as_deref_mut().filter(|d| d.scratch_capacity() > keep) {
+            deflate.release_scratch();
         }
     }
 
@@ -1149,7 +1212,7 @@ impl Connection {
         }
         s.out.release_on_drain = true;
         if s.out.buffered() == 0 {
-            s.out.drained(0);
+            s.out.drained(true);
         }
         match result {
             Ok(ready) => Step::Ready(ready),
@@ -1386,6 +1449,22 @@ const INFLATE_CHUNK: usize = 64 * 1024;
 impl Inner {
     fn tick(&mut self, now: Duration) {
         self.timers.clock = self.timers.clock.max(now);
+    }
+
+    /// Whether a drained buffer of `capacity` bytes goes now. Small ones
+    /// stay; large ones stay while the connection is busy and are freed by
+    /// `handle_timeout` after `buffer_release_delay` without traffic.
+    fn free_now(&mut self, capacity: usize) -> bool {
+        if capacity <= self.config.retained_buffer_capacity {
+            return false;
+        }
+        match self.config.buffer_release_delay {
+            None => true,
+            Some(delay) => {
+                self.release_at = Some(self.timers.clock.saturating_add(delay));
+                false
+            }
+        }
     }
 
     fn idle_deadline(&self) -> Option<Duration> {

@@ -195,7 +195,16 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
             *b ^= m;
         }
     }
-    for (b, m) in tail.iter_mut().zip(pattern) {
+    // The tail, the whole payload of a small message, in words then bytes;
+    // every 8-byte step keeps the pattern's phase.
+    let word = u64::from_ne_bytes([
+        pattern[0], pattern[1], pattern[2], pattern[3], pattern[4], pattern[5], pattern[6], pattern[7],
+    ]);
+    let (words, bytes) = tail.as_chunks_mut::<8>();
+    for w in words {
+        *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
+    }
+    for (b, m) in bytes.iter_mut().zip(pattern) {
         *b ^= m;
     }
 }

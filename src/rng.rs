@@ -4,9 +4,13 @@
 //! drawn from a strong source of entropy. Asking the operating system for
 //! every frame would cost a system call per message, so a client draws one
 //! 256-bit seed from [`Config::entropy`](crate::Config::entropy) and expands
-//! it with the ChaCha20 block function (RFC 8439), 16 keys per block.
+//! it with the ChaCha block function (RFC 8439) at 12 rounds, the margin of
+//! `rand`'s standard generator, 16 keys per block.
 
 const CONSTANTS: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+/// ChaCha12: the cipher's best known attacks reach 7 rounds.
+const ROUNDS: usize = 12;
 
 #[derive(Clone)]
 pub(crate) struct MaskRng {
@@ -28,7 +32,7 @@ impl MaskRng {
     #[inline]
     pub(crate) fn next_key(&mut self) -> [u8; 4] {
         if self.next == 16 {
-            self.block = chacha20_block(&self.key, self.counter, [0; 2]);
+            self.block = chacha_block(&self.key, self.counter, [0; 2], ROUNDS);
             self.counter = self.counter.wrapping_add(1);
             self.next = 0;
         }
@@ -56,10 +60,11 @@ fn quarter_round(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
     s[b] = (s[b] ^ s[c]).rotate_left(7);
 }
 
-/// The ChaCha20 block function with a 64-bit counter in words 12–13 and a
-/// 64-bit nonce in words 14–15 (the original layout; RFC 8439's 32-bit
-/// counter layout is the same function with the nonce's first word moved).
-fn chacha20_block(key: &[u32; 8], counter: u64, nonce: [u32; 2]) -> [u32; 16] {
+/// The ChaCha block function with `rounds` rounds (even), a 64-bit counter
+/// in words 12–13 and a 64-bit nonce in words 14–15 (the original layout;
+/// RFC 8439's 32-bit counter layout is the same function with the nonce's
+/// first word moved).
+fn chacha_block(key: &[u32; 8], counter: u64, nonce: [u32; 2], rounds: usize) -> [u32; 16] {
     let mut init = [0u32; 16];
     init[..4].copy_from_slice(&CONSTANTS);
     init[4..12].copy_from_slice(key);
@@ -67,7 +72,7 @@ fn chacha20_block(key: &[u32; 8], counter: u64, nonce: [u32; 2]) -> [u32; 16] {
     init[13] = (counter >> 32) as u32;
     init[14..].copy_from_slice(&nonce);
     let mut s = init;
-    for _ in 0..10 {
+    for _ in 0..rounds / 2 {
         quarter_round(&mut s, 0, 4, 8, 12);
         quarter_round(&mut s, 1, 5, 9, 13);
         quarter_round(&mut s, 2, 6, 10, 14);
@@ -98,7 +103,7 @@ mod tests {
             *k = u32::from_le_bytes([b, b + 1, b + 2, b + 3]);
         }
         let counter = 1 | (0x0900_0000u64 << 32);
-        let out = chacha20_block(&key, counter, [0x4a00_0000, 0]);
+        let out = chacha_block(&key, counter, [0x4a00_0000, 0], 20);
         let expected = [
             0xe4e7f110, 0x15593bd1, 0x1fdd0f50, 0xc47120a3, 0xc7f4d1c7, 0x0368c033, 0x9aaa2204, 0x4e6cd4c3, 0x466482d2,
             0x09aa9f07, 0x05d7c214, 0xa2028bd9, 0xd19c12b5, 0xb94e16de, 0xe883d0cb, 0x4e3c50a2,

@@ -270,11 +270,14 @@ impl Deflate {
         &self.scratch
     }
 
-    /// Releases the compressed-message buffer if it is larger than `keep`.
-    pub(crate) fn release_scratch(&mut self, keep: usize) {
-        if self.scratch.capacity() > keep {
-            self.scratch = Vec::new();
-        }
+    /// The capacity of the compressed-message buffer.
+    pub(crate) fn scratch_capacity(&self) -> usize {
+        self.scratch.capacity()
+    }
+
+    /// Frees the compressed-message buffer.
+    pub(crate) fn release_scratch(&mut self) {
+        self.scratch = Vec::new();
     }
 
     /// Inflates as much of `input` into `output` as fits. `Err` means the
