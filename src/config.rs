@@ -80,7 +80,7 @@ pub struct Config {
     pub buffer_release_delay: Option<Duration>,
     /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept
     /// it when offered (server). Default `None`: compression costs CPU and,
-    /// with context takeover, about 340 KiB per connection (see
+    /// with context takeover, about 380 KB per connection (see
     /// [`DeflateConfig`](crate::deflate::DeflateConfig)).
     pub deflate: Option<crate::deflate::DeflateConfig>,
     /// Fills a buffer with unpredictable bytes, for a client's
