@@ -195,16 +195,21 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
             *b ^= m;
         }
     }
-    // The tail, the whole payload of a small message, in words then bytes;
-    // every 8-byte step keeps the pattern's phase.
-    let word = u64::from_ne_bytes([
-        pattern[0], pattern[1], pattern[2], pattern[3], pattern[4], pattern[5], pattern[6], pattern[7],
-    ]);
+    mask_tail(tail, key, offset);
+}
+
+/// Masks fewer than 32 bytes (all of a small message's payload) a word at a
+/// time; each 8-byte step keeps the key's phase.
+#[inline]
+fn mask_tail(tail: &mut [u8], key: [u8; 4], offset: usize) {
+    let (key, shift) = (u32::from_ne_bytes(key), 8 * (offset & 3) as u32);
+    let key = if cfg!(target_endian = "little") { key.rotate_right(shift) } else { key.rotate_left(shift) };
+    let word = u64::from(key) | (u64::from(key) << 32);
     let (words, bytes) = tail.as_chunks_mut::<8>();
     for w in words {
         *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
     }
-    for (b, m) in bytes.iter_mut().zip(pattern) {
+    for (b, m) in bytes.iter_mut().zip(word.to_ne_bytes()) {
         *b ^= m;
     }
 }
