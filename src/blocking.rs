@@ -169,11 +169,20 @@ impl<S: Read + Write> WebSocket<S> {
     /// Reads the next message, answering pings on the way. Returns
     /// `Ok(None)` once the connection has closed cleanly; an error if it
     /// failed. Messages borrow from the connection until the next call.
+    /// With [`Config::streaming`] messages come in pieces: use
+    /// [`next_event`](Self::next_event); `read` refuses them rather than
+    /// drop them.
     pub fn read(&mut self) -> io::Result<Option<Message<'_>>> {
         loop {
             match self.pump()? {
                 EventKind::Message => break,
                 EventKind::Closed => return self.finish_closed_ok(),
+                EventKind::Chunk => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "streaming mode delivers chunks: use next_event",
+                    ));
+                }
                 _ => {
                     self.conn.poll_event();
                 }

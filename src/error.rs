@@ -39,8 +39,9 @@ impl Error {
         match self {
             Self::Protocol(e) => e.close_code(),
             Self::Timeout(Timeout::Idle) => CloseCode::GOING_AWAY,
-            Self::Timeout(Timeout::Close) | Self::ConnectionLost | Self::Handshake(_) => CloseCode::ABNORMAL,
-            Self::Timeout(Timeout::Handshake) => CloseCode::ABNORMAL,
+            Self::Timeout(Timeout::Close | Timeout::Handshake) | Self::ConnectionLost | Self::Handshake(_) => {
+                CloseCode::ABNORMAL
+            }
             Self::Usage(_) | Self::WriteBufferFull => CloseCode::INTERNAL_ERROR,
         }
     }

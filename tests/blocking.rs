@@ -266,3 +266,30 @@ fn idle_timeout_fails_read_and_tells_the_peer() {
     drop(ws);
     assert_eq!(handle.join().unwrap(), Some((CloseCode::GOING_AWAY, "idle timeout".to_owned())));
 }
+
+/// `read` returns whole messages; in streaming mode it refuses chunks with
+/// an error instead of dropping them, and `next_event` still has them.
+#[test]
+fn read_refuses_chunks_in_streaming_mode() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = wscore::blocking::accept(stream).unwrap();
+        ws.send(wscore::Message::Binary(b"piece")).unwrap();
+        ws.close(wscore::CloseCode::NORMAL, "").unwrap();
+    });
+    let mut config = wscore::Config::default();
+    config.streaming = true;
+    let (mut ws, _) = wscore::blocking::connect_with(&format!("ws://{addr}/"), config).unwrap();
+    let err = ws.read().err().expect("read refuses a chunk");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    match ws.next_event().unwrap() {
+        wscore::Event::Chunk(chunk) => assert_eq!((chunk.data, chunk.fin), (&b"piece"[..], true)),
+        other => panic!("{other:?}"),
+    }
+    // The server's close is answered while events are drained.
+    while !matches!(ws.next_event().unwrap(), wscore::Event::Closed(_)) {}
+    ws.finish().unwrap();
+    server.join().unwrap();
+}
