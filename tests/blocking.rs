@@ -282,7 +282,7 @@ fn read_refuses_chunks_in_streaming_mode() {
     let mut config = wscore::Config::default();
     config.streaming = true;
     let (mut ws, _) = wscore::blocking::connect_with(&format!("ws://{addr}/"), config).unwrap();
-    let err = ws.read().err().expect("read refuses a chunk");
+    let err = ws.read().expect_err("read refuses a chunk");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     match ws.next_event().unwrap() {
         wscore::Event::Chunk(chunk) => assert_eq!((chunk.data, chunk.fin), (&b"piece"[..], true)),
