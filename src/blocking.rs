@@ -161,7 +161,7 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush()?;
         self.pump_until(EventKind::Connected)?;
         match self.conn.poll_event() {
-            Some(Event::Connected(response)) => Ok(response.clone()),
+            Some(Event::Connected(response)) => Ok(*response),
             _ => Err(not_connected()),
         }
     }

@@ -51,8 +51,9 @@ pub enum Event<'a> {
     /// [`Connection::accept`] or [`Connection::reject`]; until then no
     /// further events are produced.
     Request(&'a Request),
-    /// Client: the server accepted the upgrade; the connection is open.
-    Connected(&'a Response),
+    /// Client: the server accepted the upgrade; the connection is open. The
+    /// response is handed over: the connection keeps no copy.
+    Connected(Box<Response>),
     /// A whole message (the default, bounded by `max_message_size`).
     Message(Message<'a>),
     /// A piece of a message as it arrived (with [`Config::streaming`]).
@@ -889,7 +890,7 @@ impl Connection {
         let s = &mut self.inner;
         Some(match ready {
             Ready::Request => Event::Request(s.request.as_deref()?),
-            Ready::Connected => Event::Connected(s.response.as_deref()?),
+            Ready::Connected => Event::Connected(s.response.take()?),
             Ready::Message { kind, start, end, assembled, .. } => {
                 let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
                 match kind {
