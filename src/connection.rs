@@ -69,7 +69,23 @@ pub enum Event<'a> {
     Closed(Closed),
 }
 
-/// The kind of an [`Event`], from [`Connection::peek_event`].
+impl Event<'_> {
+    /// The event's kind, as [`Connection::peek_event`] reports it.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Request(_) => EventKind::Request,
+            Self::Connected(_) => EventKind::Connected,
+            Self::Message(_) => EventKind::Message,
+            Self::Chunk(_) => EventKind::Chunk,
+            Self::Ping(_) => EventKind::Ping,
+            Self::Pong(_) => EventKind::Pong,
+            Self::Close(_) => EventKind::Close,
+            Self::Closed(_) => EventKind::Closed,
+        }
+    }
+}
+
+/// The kind of an [`Event`], from [`Connection::peek_event`] or [`Event::kind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {

@@ -28,7 +28,7 @@ use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use wscore::handshake::accept_key;
-use wscore::{ClientHandshake, Config, Connection, Error, Event, EventKind, HandshakeError, Role, State};
+use wscore::{ClientHandshake, Config, Connection, Error, Event, HandshakeError, Role, State};
 use wscore_fuzz::{Split, WireChecker, check_handshake_work, fixed_entropy, head_end};
 
 /// Every comma-separated element of the fields called `name`, trimmed of
@@ -99,17 +99,7 @@ fn drain(conn: &mut Connection, seen: &mut Seen, peek: bool) {
             break;
         };
         assert!(seen.closed.is_none(), "event after Closed: {event:?}");
-        let actual = match &event {
-            Event::Request(_) => EventKind::Request,
-            Event::Connected(_) => EventKind::Connected,
-            Event::Message(_) => EventKind::Message,
-            Event::Chunk(_) => EventKind::Chunk,
-            Event::Ping(_) => EventKind::Ping,
-            Event::Pong(_) => EventKind::Pong,
-            Event::Close(_) => EventKind::Close,
-            Event::Closed(_) => EventKind::Closed,
-            _ => unreachable!("unknown event"),
-        };
+        let actual = event.kind();
         if peek {
             assert_eq!(kind, Some(actual));
         }

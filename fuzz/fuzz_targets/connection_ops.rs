@@ -236,17 +236,7 @@ struct World {
 }
 
 fn kind_of(event: &Event<'_>) -> EventKind {
-    match event {
-        Event::Request(_) => EventKind::Request,
-        Event::Connected(_) => EventKind::Connected,
-        Event::Message(_) => EventKind::Message,
-        Event::Chunk(_) => EventKind::Chunk,
-        Event::Ping(_) => EventKind::Ping,
-        Event::Pong(_) => EventKind::Pong,
-        Event::Close(_) => EventKind::Close,
-        Event::Closed(_) => EventKind::Closed,
-        _ => unreachable!("unknown event"),
-    }
+    event.kind()
 }
 
 impl World {

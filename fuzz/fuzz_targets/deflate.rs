@@ -88,8 +88,13 @@ fn drain(conn: &mut Connection, closed: &mut bool, partial: &mut Vec<u8>, messag
                 if let Some(e) = c.error {
                     let code = e.close_code();
                     assert!(
-                        [CloseCode::PROTOCOL_ERROR, CloseCode::INVALID_PAYLOAD, CloseCode::TOO_BIG, CloseCode::ABNORMAL]
-                            .contains(&code),
+                        [
+                            CloseCode::PROTOCOL_ERROR,
+                            CloseCode::INVALID_PAYLOAD,
+                            CloseCode::TOO_BIG,
+                            CloseCode::ABNORMAL
+                        ]
+                        .contains(&code),
                         "closed with {code} ({e:?})"
                     );
                 }
@@ -119,7 +124,8 @@ fuzz_target!(|data: &[u8]| {
         first = fin;
         rest = later;
     }
-    let mut server = Connection::frames_only_with_deflate(Role::Server, config.clone(), params, Duration::ZERO).unwrap();
+    let mut server =
+        Connection::frames_only_with_deflate(Role::Server, config.clone(), params, Duration::ZERO).unwrap();
     let (mut closed, mut partial, mut messages) = (false, Vec::new(), Vec::new());
     let step = 1 + usize::from(flags >> 4 & 1) * 63;
     for piece in wire.chunks(step) {
@@ -131,7 +137,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(closed, "EOF must end the connection");
 
     // 2. Round trip of the input itself, compressed by a client.
-    let mut client = Connection::frames_only_with_deflate(Role::Client, config.clone(), params, Duration::ZERO).unwrap();
+    let mut client =
+        Connection::frames_only_with_deflate(Role::Client, config.clone(), params, Duration::ZERO).unwrap();
     let mut server = Connection::frames_only_with_deflate(Role::Server, config, params, Duration::ZERO).unwrap();
     let sent: Vec<u8> = if text { String::from_utf8_lossy(data).into_owned().into_bytes() } else { data.to_vec() };
     let sent = &sent[..sent.len().min(LIMIT)];

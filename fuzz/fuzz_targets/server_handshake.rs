@@ -29,7 +29,7 @@ use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use wscore::handshake::accept_key;
-use wscore::{Accept, Config, Connection, Error, Event, EventKind, HandshakeError, Reject, Role, State, Timeout};
+use wscore::{Accept, Config, Connection, Error, Event, HandshakeError, Reject, Role, State, Timeout};
 use wscore_fuzz::{Split, WireChecker, buffered_in, check_handshake_work, head_end};
 
 #[derive(Default)]
@@ -48,17 +48,7 @@ fn drain(conn: &mut Connection, seen: &mut Seen, reject: bool, peek: bool) {
             break;
         };
         assert!(seen.closed.is_none(), "event after Closed: {event:?}");
-        let actual = match &event {
-            Event::Request(_) => EventKind::Request,
-            Event::Connected(_) => EventKind::Connected,
-            Event::Message(_) => EventKind::Message,
-            Event::Chunk(_) => EventKind::Chunk,
-            Event::Ping(_) => EventKind::Ping,
-            Event::Pong(_) => EventKind::Pong,
-            Event::Close(_) => EventKind::Close,
-            Event::Closed(_) => EventKind::Closed,
-            _ => unreachable!("unknown event"),
-        };
+        let actual = event.kind();
         if peek {
             assert_eq!(kind, Some(actual));
         }
