@@ -1283,22 +1283,29 @@ fn context_takeover_shrinks_a_repeated_message() {
     }
 }
 
+/// A pair in which the client asks the server for a window of `bits` and
+/// the server asks the client for the same; without `takeover` the client
+/// also asks that neither side keep its context.
+fn window_pair(bits: u8, takeover: bool) -> Pair {
+    let client = deflate(|d| {
+        d.server_max_window_bits = Some(bits);
+        d.threshold = 0;
+        if !takeover {
+            no_context(d);
+        }
+    });
+    let server = deflate(|d| {
+        d.client_max_window_bits = Some(bits);
+        d.threshold = 0;
+    });
+    deflate_pair(client, server)
+}
+
 #[test]
 fn round_trips_for_every_window_size_both_directions() {
     for bits in 8..=15u8 {
         for takeover in [true, false] {
-            let client = deflate(|d| {
-                d.server_max_window_bits = Some(bits);
-                d.threshold = 0;
-                if !takeover {
-                    no_context(d);
-                }
-            });
-            let server = deflate(|d| {
-                d.client_max_window_bits = Some(bits);
-                d.threshold = 0;
-            });
-            let mut pair = deflate_pair(client, server);
+            let mut pair = window_pair(bits, takeover);
             assert_eq!(params(pair.client.conn.deflate().unwrap()), (!takeover, !takeover, bits, bits));
             for (i, size) in [0, 1, 255, 256, 257, 1500, 12_000].into_iter().enumerate() {
                 let text = compressible_text(size, u64::from(bits) * 100 + i as u64);
@@ -1743,19 +1750,7 @@ fn window_limits_are_honoured_on_the_wire() {
     for bits in 8..=15u8 {
         let window = 1usize << bits;
         for takeover in [true, false] {
-            // The client asks the server for `bits`; the server asks the client.
-            let client = deflate(|d| {
-                d.server_max_window_bits = Some(bits);
-                d.threshold = 0;
-                if !takeover {
-                    no_context(d);
-                }
-            });
-            let server = deflate(|d| {
-                d.client_max_window_bits = Some(bits);
-                d.threshold = 0;
-            });
-            let mut pair = deflate_pair(client, server);
+            let mut pair = window_pair(bits, takeover);
             assert_eq!(params(pair.server.conn.deflate().unwrap()), (!takeover, !takeover, bits, bits));
             for from in [Side::Server, Side::Client] {
                 let mut inflater = Inflater::default();
