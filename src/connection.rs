@@ -1106,7 +1106,6 @@ impl Connection {
 
     /// Processes buffered input until it yields an event or needs more.
     fn advance(&mut self) -> Option<Ready> {
-        self.inner.response = None;
         if self.inner.message.is_none() && self.msg.capacity() > 0 {
             self.msg.clear();
             if self.inner.free_now(self.msg.capacity()) {
