@@ -16,16 +16,7 @@ use crate::handshake::server::{write_error_response, write_handshake_error};
 use crate::handshake::{Accept, ClientHandshake, HeadScanner, Reject, Request, Response, accept_key};
 use crate::message::{Message, MessageKind, Utf8Validator};
 use crate::rng::MaskRng;
-
-/// Which end of the connection this is. It decides the handshake side and
-/// the masking direction (clients mask, servers must not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The end that sent the upgrade request; masks every frame it sends.
-    Client,
-    /// The end that answered it; requires masked frames from the client.
-    Server,
-}
+use crate::role::Role;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use crate::frame::CloseCode;
+use crate::close::CloseCode;
 
 /// Everything that can go wrong in a [`Connection`](crate::Connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

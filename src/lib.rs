@@ -88,6 +88,7 @@
 
 extern crate alloc;
 
+mod close;
 pub mod config;
 pub mod connection;
 pub mod deflate;
@@ -96,13 +97,16 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 mod rng;
+mod role;
 
 #[cfg(feature = "std")]
 pub mod blocking;
 
+pub use close::CloseCode;
 pub use config::Config;
-pub use connection::{Chunk, Closed, Connection, Event, EventKind, Role, State, Stats};
+pub use connection::{Chunk, Closed, Connection, Event, EventKind, State, Stats};
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
-pub use frame::{CloseCode, CloseFrame};
+pub use frame::CloseFrame;
 pub use handshake::{Accept, ClientHandshake, Reject, Request, Response};
 pub use message::{Message, MessageBuf, MessageKind};
+pub use role::Role;

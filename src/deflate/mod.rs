@@ -34,7 +34,7 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::{TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF};
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 
-use crate::connection::Role;
+use crate::role::Role;
 
 /// The tail that a sync flush ends with; removed from each compressed
 /// message on sending, appended on receiving (RFC 7692 §7.2.1, §7.2.2).
