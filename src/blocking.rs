@@ -32,6 +32,10 @@ use crate::{
 /// Sets a stream's read timeout, like [`TcpStream::set_read_timeout`].
 pub type TimeoutHook<S> = fn(&S, Option<Duration>) -> io::Result<()>;
 
+/// Shuts down the write side of a stream, like
+/// `TcpStream::shutdown(Shutdown::Write)`.
+pub type ShutdownHook<S> = fn(&S) -> io::Result<()>;
+
 /// How much is read from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -41,6 +45,7 @@ pub struct WebSocket<S> {
     conn: Connection,
     epoch: Instant,
     timeout_hook: Option<TimeoutHook<S>>,
+    shutdown_hook: Option<ShutdownHook<S>>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -70,6 +75,7 @@ pub fn connect_with(url: &str, config: Config) -> io::Result<(WebSocket<TcpStrea
     let conn = Connection::client(handshake, config, Duration::ZERO).map_err(to_io)?;
     let mut ws = WebSocket::new(stream, conn);
     ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
+    ws.set_shutdown_hook(Some(shutdown_write));
     let response = ws.handshake_as_client()?;
     Ok((ws, response))
 }
@@ -106,6 +112,7 @@ where
     let conn = Connection::server(config, Duration::ZERO).map_err(to_io)?;
     let mut ws = WebSocket::new(stream, conn);
     ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
+    ws.set_shutdown_hook(Some(shutdown_write));
     ws.handshake_as_server(decide)?;
     Ok(ws)
 }
@@ -117,7 +124,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`handshake_as_client`](Self::handshake_as_client)), or one from
     /// [`Connection::frames_only`] for a stream another HTTP stack upgraded.
     pub fn new(stream: S, conn: Connection) -> Self {
-        Self { stream, conn, epoch: Instant::now(), timeout_hook: None }
+        Self { stream, conn, epoch: Instant::now(), timeout_hook: None, shutdown_hook: None }
     }
 
     /// Wraps a stream whose upgrade another HTTP stack already performed.
@@ -134,6 +141,16 @@ impl<S: Read + Write> WebSocket<S> {
     /// `WouldBlock` or `TimedOut` error.
     pub fn set_timeout_hook(&mut self, hook: Option<TimeoutHook<S>>) {
         self.timeout_hook = hook;
+    }
+
+    /// Lets the adapter half-close the stream while it lingers after a
+    /// failure or an HTTP error (see [`Connection::wants_shutdown`]), so the
+    /// peer sees the end of our bytes at once ([`connect`] and [`accept`]
+    /// set `TcpStream::shutdown(Shutdown::Write)`). Without a hook the
+    /// adapter lingers without half-closing, until the peer closes or the
+    /// close timeout passes.
+    pub fn set_shutdown_hook(&mut self, hook: Option<ShutdownHook<S>>) {
+        self.shutdown_hook = hook;
     }
 
     /// Server: reads the upgrade request and answers it as `decide` says.
@@ -271,6 +288,13 @@ impl<S: Read + Write> WebSocket<S> {
             if self.conn.is_finished() {
                 return Ok(());
             }
+            if self.conn.wants_shutdown()
+                && let Some(shutdown) = self.shutdown_hook.take()
+            {
+                // Lingering: our last bytes are out; tell the peer with a
+                // half-close and read until it closes too.
+                shutdown(&self.stream)?;
+            }
             self.fill()?;
         }
     }
@@ -317,6 +341,11 @@ impl<S: Read + Write> WebSocket<S> {
                 return Ok(kind);
             }
             self.flush()?;
+            // Transmitting our close frame may have completed the closing
+            // handshake.
+            if let Some(kind) = self.conn.peek_event() {
+                return Ok(kind);
+            }
             if self.conn.closed().is_some() {
                 // Closed was already returned: nothing more will come.
                 return Err(not_connected());
@@ -362,7 +391,7 @@ impl<S: Read + Write> WebSocket<S> {
                 return Some(closed);
             }
         }
-        self.conn.closed().copied()
+        self.conn.closed().cloned()
     }
 
     /// Reads once from the stream, or runs the timers that are due.
@@ -379,10 +408,14 @@ impl<S: Read + Write> WebSocket<S> {
             let wait = deadline.map(|d| (d - now).max(Duration::from_millis(1)));
             hook(&self.stream, wait)?;
         }
-        let mut buf = [0u8; READ_CHUNK];
-        match self.stream.read(&mut buf) {
+        if !self.conn.wants_read() {
+            // Nothing can be taken before the pending events are drained.
+            return Ok(());
+        }
+        let buf = self.conn.receive_buffer(READ_CHUNK);
+        match self.stream.read(buf) {
             Ok(0) => self.conn.handle_eof(),
-            Ok(n) => self.conn.receive(self.epoch.elapsed(), &buf[..n]),
+            Ok(n) => self.conn.commit_received(self.epoch.elapsed(), n),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 let now = self.epoch.elapsed();
                 self.conn.handle_timeout(now);
@@ -406,6 +439,10 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.handle_transport_error();
         e
     }
+}
+
+fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)
 }
 
 fn not_connected() -> io::Error {

@@ -47,16 +47,34 @@ pub struct Config {
     /// this plus one message is ever queued. Automatic pongs are held back
     /// (only the latest) while the buffer is this full. Default 4 MiB.
     pub write_buffer_high_water: usize,
-    /// Deliver data as [`Event::Chunk`](crate::Event::Chunk)s as it arrives
-    /// instead of whole [`Event::Message`](crate::Event::Message)s. Streaming
-    /// never holds more than one read's worth of payload, so
-    /// `max_message_size` only applies in whole-message mode. Default `false`.
+    /// At most this many received bytes wait unprocessed, behind an event
+    /// the caller has not taken yet, say:
+    /// [`Connection::receive`](crate::Connection::receive) takes only what
+    /// fits and [`Connection::wants_read`](crate::Connection::wants_read)
+    /// turns false, so a peer cannot make the connection buffer without
+    /// bound however much it sends. The frame being received is bounded
+    /// separately (`max_frame_size`). Default 64 KiB: several socket reads,
+    /// small next to the frame limit. At least 1 KiB.
+    pub max_unprocessed_input: usize,
+    /// Automatic pongs waiting to be transmitted. When more pings arrive
+    /// before they go out, the newest replaces the last queued pong (RFC
+    /// 6455 §5.5.3 lets an endpoint answer only the most recent ping), so a
+    /// peer that pings without reading costs at most this many small frames.
+    /// Default 16: a burst of pings each gets its own pong, as Autobahn 2.10
+    /// expects. At least 1.
+    pub max_queued_pongs: usize,
+    /// Deliver messages that begin from the start as
+    /// [`Event::Chunk`](crate::Event::Chunk)s as they arrive instead of whole
+    /// [`Event::Message`](crate::Event::Message)s; change it per message with
+    /// [`Connection::set_streaming`](crate::Connection::set_streaming).
+    /// Streaming never holds more than one read's worth of payload, so
+    /// `max_message_size` only applies to whole messages. Default `false`.
     pub streaming: bool,
     /// Send a ping after this long without receiving anything. Default off.
     pub ping_interval: Option<Duration>,
     /// Fail the connection (close 1001) after this long without receiving
     /// anything; pair it with `ping_interval` so a live peer has something
-    /// to answer. Default off.
+    /// to answer (it must then be longer than `ping_interval`). Default off.
     pub idle_timeout: Option<Duration>,
     /// After sending a close frame, wait this long for the peer's; on a
     /// client, also how long to wait for the server to close the TCP
@@ -100,6 +118,8 @@ impl Default for Config {
             max_headers: 64,
             max_send_frame_size: 1 << 20,
             write_buffer_high_water: 4 << 20,
+            max_unprocessed_input: 64 << 10,
+            max_queued_pongs: 16,
             streaming: false,
             ping_interval: None,
             idle_timeout: None,
@@ -126,6 +146,15 @@ impl Config {
         check(self.max_headers >= 4, "max_headers must be at least 4")?;
         check(self.ping_interval != Some(Duration::ZERO), "ping_interval must be positive")?;
         check(self.idle_timeout != Some(Duration::ZERO), "idle_timeout must be positive")?;
+        check(self.max_unprocessed_input >= 1024, "max_unprocessed_input must be at least 1024")?;
+        check(self.max_queued_pongs >= 1, "max_queued_pongs must be at least 1")?;
+        // A peer can only prove it is alive by answering a ping sent before
+        // the idle deadline.
+        let heartbeat_fits = match (self.ping_interval, self.idle_timeout) {
+            (Some(ping), Some(idle)) => idle > ping,
+            _ => true,
+        };
+        check(heartbeat_fits, "idle_timeout must be longer than ping_interval")?;
         match &self.deflate {
             Some(deflate) => deflate.validate().map_err(UsageError::InvalidConfig),
             None => Ok(()),

@@ -356,6 +356,36 @@ impl std::error::Error for Error {
     }
 }
 
+/// Converts an error for an `io::Read`/`io::Write`/`AsyncRead` interface,
+/// keeping the [`Error`] inside (get it back with
+/// `io_error.get_ref().and_then(|e| e.downcast_ref::<wscore::Error>())`).
+/// Each kind is one a socket does not report for its own reasons, so a
+/// caller can tell the WebSocket's verdict from the transport's:
+///
+/// | error | `io::ErrorKind` |
+/// | --- | --- |
+/// | [`Error::Protocol`], [`Error::Handshake`] (malformed or invalid) | `InvalidData` |
+/// | [`Error::Handshake`] with [`HandshakeError::Status`] or [`HandshakeError::Rejected`] | `ConnectionRefused` |
+/// | [`Error::Handshake`] with [`HandshakeError::Incomplete`], [`Error::ConnectionLost`] | `UnexpectedEof` |
+/// | [`Error::Usage`] | `InvalidInput` |
+/// | [`Error::WriteBufferFull`] | `QuotaExceeded` (not `WouldBlock`: nothing will wake you; transmit first) |
+/// | [`Error::Timeout`] | `ConnectionAborted` (not `TimedOut`: the connection gave up on the peer) |
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match error {
+            Error::Handshake(HandshakeError::Status(_) | HandshakeError::Rejected(_)) => ErrorKind::ConnectionRefused,
+            Error::Handshake(HandshakeError::Incomplete) | Error::ConnectionLost => ErrorKind::UnexpectedEof,
+            Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
+            Error::Usage(_) => ErrorKind::InvalidInput,
+            Error::WriteBufferFull => ErrorKind::QuotaExceeded,
+            Error::Timeout(_) => ErrorKind::ConnectionAborted,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
+
 #[cfg(feature = "std")]
 impl std::error::Error for ProtocolError {}
 #[cfg(feature = "std")]

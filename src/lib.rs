@@ -105,8 +105,14 @@ pub mod blocking;
 pub use close::CloseCode;
 pub use config::Config;
 pub use connection::{Chunk, Closed, Connection, Event, EventKind, State, Stats};
+#[cfg(feature = "bytes")]
+pub use connection::{OwnedChunk, OwnedEvent, PreparedMessage};
+#[cfg(feature = "std")]
+pub use connection::{RecvHalf, ReuniteError, SendHalf};
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 pub use frame::CloseFrame;
 pub use handshake::{Accept, ClientHandshake, Reject, Request, Response};
 pub use message::{Message, MessageBuf, MessageKind};
+#[cfg(feature = "bytes")]
+pub use message::{OwnedMessage, Payload, Utf8Payload};
 pub use role::Role;

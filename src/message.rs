@@ -3,7 +3,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::str::Utf8Error;
 
 /// The kind of a data message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,11 +100,11 @@ impl MessageBuf {
 /// can no longer begin or continue a valid sequence (Autobahn 6.4 checks that
 /// an endpoint fails mid-frame, not at the end of the message).
 ///
-/// Complete sequences are checked by `core::str::from_utf8`, which already
-/// reports a truncated prefix that cannot be completed (an overlong lead, a
-/// surrogate, a code point above U+10FFFF) as an error rather than as "needs
-/// more"; only a prefix that may still become valid is carried over, in at
-/// most three bytes.
+/// Each piece is checked once, at SIMD speed: a character cut off at the end
+/// of a piece (at most three bytes) is set aside first, so the SIMD check
+/// only ever sees whole characters; the cut-off prefix is checked on its own
+/// (an impossible prefix such as `F4 90` fails at once) and completed by the
+/// next piece.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Utf8Validator {
     partial: [u8; 4],
@@ -114,38 +113,34 @@ pub(crate) struct Utf8Validator {
 
 impl Utf8Validator {
     /// Feeds the next bytes. `Err` means the text can never become valid.
-    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), Utf8Error> {
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), ()> {
         if self.partial_len > 0 {
             let have = usize::from(self.partial_len);
             let need = sequence_len(self.partial[0]) - have;
             let take = need.min(data.len());
             self.partial[have..have + take].copy_from_slice(&data[..take]);
-            let filled = have + take;
             data = &data[take..];
-            match core::str::from_utf8(&self.partial[..filled]) {
-                Ok(_) => self.partial_len = 0,
-                Err(e) if e.error_len().is_none() => {
+            let filled = have + take;
+            match check_prefix(&self.partial[..filled])? {
+                true => self.partial_len = 0,
+                false => {
                     self.partial_len = filled as u8;
                     return Ok(());
                 }
-                Err(e) => return Err(e),
             }
         }
-        // The common case, valid text, takes the SIMD path; only on an error
-        // does core's validator say where, and whether more bytes could fix it.
-        if str_from_utf8(data).is_some() {
-            return Ok(());
+        let cut = incomplete_tail(data);
+        let (whole, tail) = data.split_at(cut);
+        if simdutf8::basic::from_utf8(whole).is_err() {
+            return Err(());
         }
-        match core::str::from_utf8(data) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_none() => {
-                let tail = &data[e.valid_up_to()..];
-                self.partial[..tail.len()].copy_from_slice(tail);
-                self.partial_len = tail.len() as u8;
-                Ok(())
-            }
-            Err(e) => Err(e),
+        if !tail.is_empty() {
+            // `tail` starts with a lead byte and is shorter than its sequence.
+            check_prefix(tail)?;
+            self.partial[..tail.len()].copy_from_slice(tail);
+            self.partial_len = tail.len() as u8;
         }
+        Ok(())
     }
 
     /// Whether the text ends on a character boundary (checked at message end).
@@ -158,6 +153,32 @@ impl Utf8Validator {
     }
 }
 
+/// Checks at most four bytes that start with a lead byte: `Ok(true)` if
+/// they are one whole character, `Ok(false)` if they may still become one,
+/// `Err` if no continuation can make them valid.
+fn check_prefix(bytes: &[u8]) -> Result<bool, ()> {
+    match core::str::from_utf8(bytes) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error_len().is_none() => Ok(false),
+        Err(_) => Err(()),
+    }
+}
+
+/// Where a character cut off by the end of `data` starts (`data.len()` if
+/// none is): the last lead byte within three bytes of the end, if its
+/// sequence is longer than what follows it.
+fn incomplete_tail(data: &[u8]) -> usize {
+    let len = data.len();
+    for back in 1..=len.min(3) {
+        let b = data[len - back];
+        if b & 0xC0 != 0x80 {
+            // A lead byte (or ASCII): cut only if its sequence is longer.
+            return if b >= 0xC0 && sequence_len(b) > back { len - back } else { len };
+        }
+    }
+    len
+}
+
 /// Validates a whole text as UTF-8 with SIMD instructions where the CPU has
 /// them (`simdutf8`, several times faster than `core::str::from_utf8` on
 /// both ASCII and multi-byte text); `None` if it is not UTF-8.
@@ -166,13 +187,346 @@ pub(crate) fn str_from_utf8(bytes: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(bytes).ok()
 }
 
-/// The length of the sequence a lead byte starts. Only called on bytes that
-/// `from_utf8` left as an incomplete prefix, so always a valid lead.
+/// The length of the sequence a lead byte (0xC0 and up) starts; bytes that
+/// can never lead (0xF8 and up) count as 4 and then fail the check.
 fn sequence_len(lead: u8) -> usize {
     match lead {
         0xC0..=0xDF => 2,
         0xE0..=0xEF => 3,
         _ => 4,
+    }
+}
+
+#[cfg(feature = "bytes")]
+pub use owned::{OwnedMessage, Payload, Utf8Payload};
+
+#[cfg(feature = "bytes")]
+mod owned {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use core::fmt;
+    use core::hash::{Hash, Hasher};
+
+    use bytes::Bytes;
+
+    use super::{Message, MessageKind};
+
+    /// Payloads up to this long are kept inline rather than shared.
+    const INLINE: usize = 38;
+
+    /// The payload of an owned message or control frame.
+    ///
+    /// A payload received by [`Connection::poll_owned`](crate::Connection::poll_owned)
+    /// shares the connection's receive buffer: it is split off as a
+    /// [`Bytes`], not copied. Sharing costs two atomic reference-count
+    /// updates, more than copying a few bytes, so payloads of at most 38
+    /// bytes are copied into the value itself instead. A shared payload
+    /// keeps its whole receive buffer alive while it lives: copy small
+    /// payloads you keep for long ([`Payload::copy_from_slice`]).
+    #[derive(Clone)]
+    pub struct Payload(Repr);
+
+    #[derive(Clone)]
+    enum Repr {
+        Inline { len: u8, data: [u8; INLINE] },
+        Shared(Bytes),
+    }
+
+    impl Payload {
+        /// An empty payload.
+        pub const fn new() -> Self {
+            Self(Repr::Inline { len: 0, data: [0; INLINE] })
+        }
+
+        /// A payload holding a copy of `data`.
+        pub fn copy_from_slice(data: &[u8]) -> Self {
+            Self::inline(data).unwrap_or_else(|| Self(Repr::Shared(Bytes::copy_from_slice(data))))
+        }
+
+        /// `data` copied inline if it is short enough.
+        pub(crate) fn inline(data: &[u8]) -> Option<Self> {
+            if data.len() > INLINE {
+                return None;
+            }
+            let mut inline = [0; INLINE];
+            inline[..data.len()].copy_from_slice(data);
+            Some(Self(Repr::Inline { len: data.len() as u8, data: inline }))
+        }
+
+        /// The bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            match &self.0 {
+                Repr::Inline { len, data } => &data[..usize::from(*len)],
+                Repr::Shared(bytes) => bytes,
+            }
+        }
+
+        /// The payload as [`Bytes`]: free for a shared payload, a copy for
+        /// an inline one.
+        pub fn into_bytes(self) -> Bytes {
+            match self.0 {
+                Repr::Inline { len, data } => Bytes::copy_from_slice(&data[..usize::from(len)]),
+                Repr::Shared(bytes) => bytes,
+            }
+        }
+
+        /// The shared buffer, if the payload is not inline.
+        pub(crate) fn shared(&self) -> Option<&Bytes> {
+            match &self.0 {
+                Repr::Inline { .. } => None,
+                Repr::Shared(bytes) => Some(bytes),
+            }
+        }
+    }
+
+    impl Default for Payload {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl core::ops::Deref for Payload {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            self.as_bytes()
+        }
+    }
+
+    impl AsRef<[u8]> for Payload {
+        fn as_ref(&self) -> &[u8] {
+            self.as_bytes()
+        }
+    }
+
+    impl From<Bytes> for Payload {
+        fn from(bytes: Bytes) -> Self {
+            Self(Repr::Shared(bytes))
+        }
+    }
+
+    impl From<Vec<u8>> for Payload {
+        fn from(vec: Vec<u8>) -> Self {
+            Self(Repr::Shared(Bytes::from(vec)))
+        }
+    }
+
+    impl From<&'static [u8]> for Payload {
+        fn from(data: &'static [u8]) -> Self {
+            Self(Repr::Shared(Bytes::from_static(data)))
+        }
+    }
+
+    impl From<Payload> for Bytes {
+        fn from(payload: Payload) -> Self {
+            payload.into_bytes()
+        }
+    }
+
+    impl PartialEq for Payload {
+        fn eq(&self, other: &Self) -> bool {
+            self.as_bytes() == other.as_bytes()
+        }
+    }
+
+    impl Eq for Payload {}
+
+    impl PartialEq<[u8]> for Payload {
+        fn eq(&self, other: &[u8]) -> bool {
+            self.as_bytes() == other
+        }
+    }
+
+    impl Hash for Payload {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            self.as_bytes().hash(state);
+        }
+    }
+
+    impl fmt::Debug for Payload {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(self.as_bytes(), f)
+        }
+    }
+
+    /// A [`Payload`] that is valid UTF-8: the text of an owned message.
+    ///
+    /// The crate has no `unsafe` code, so [`as_str`](Self::as_str) checks
+    /// the bytes again (with SIMD, `simdutf8`) each time it is called;
+    /// keep the `&str` rather than calling it in a loop. Sending the text
+    /// on ([`Connection::send_owned`](crate::Connection::send_owned)) does
+    /// not look at it.
+    #[derive(Clone, Default, PartialEq, Eq, Hash)]
+    pub struct Utf8Payload(Payload);
+
+    impl Utf8Payload {
+        /// Wraps bytes already validated as UTF-8.
+        pub(crate) fn new_unchecked(payload: Payload) -> Self {
+            Self(payload)
+        }
+
+        /// Checks `payload` and wraps it; gives it back if it is not UTF-8.
+        pub fn try_from_payload(payload: Payload) -> Result<Self, Payload> {
+            match super::str_from_utf8(&payload) {
+                Some(_) => Ok(Self(payload)),
+                None => Err(payload),
+            }
+        }
+
+        /// The text.
+        pub fn as_str(&self) -> &str {
+            // Valid by construction; the fallback is never taken.
+            super::str_from_utf8(&self.0).unwrap_or_default()
+        }
+
+        /// The bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.0
+        }
+
+        /// The length in bytes.
+        pub fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        /// Whether the text is empty.
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// The bytes as a [`Payload`].
+        pub fn into_payload(self) -> Payload {
+            self.0
+        }
+
+        /// The bytes as a [`Payload`], borrowed.
+        pub fn as_payload(&self) -> &Payload {
+            &self.0
+        }
+    }
+
+    impl From<String> for Utf8Payload {
+        fn from(text: String) -> Self {
+            Self(Payload::from(text.into_bytes()))
+        }
+    }
+
+    impl From<&'static str> for Utf8Payload {
+        fn from(text: &'static str) -> Self {
+            Self(Payload::from(text.as_bytes()))
+        }
+    }
+
+    impl AsRef<[u8]> for Utf8Payload {
+        fn as_ref(&self) -> &[u8] {
+            self.as_bytes()
+        }
+    }
+
+    impl PartialEq<str> for Utf8Payload {
+        fn eq(&self, other: &str) -> bool {
+            self.as_bytes() == other.as_bytes()
+        }
+    }
+
+    impl PartialEq<&str> for Utf8Payload {
+        fn eq(&self, other: &&str) -> bool {
+            self.as_bytes() == other.as_bytes()
+        }
+    }
+
+    impl fmt::Display for Utf8Payload {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+
+    impl fmt::Debug for Utf8Payload {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(self.as_str(), f)
+        }
+    }
+
+    /// A whole message that owns its payload: what
+    /// [`Connection::poll_owned`](crate::Connection::poll_owned) returns and
+    /// [`Connection::send_owned`](crate::Connection::send_owned) takes.
+    ///
+    /// ```
+    /// use wscore::{OwnedMessage, MessageKind};
+    /// let text = OwnedMessage::text("hello");
+    /// assert_eq!((text.kind(), text.as_bytes()), (MessageKind::Text, &b"hello"[..]));
+    /// let binary = OwnedMessage::binary(vec![1, 2, 3]);
+    /// assert_eq!(binary.len(), 3);
+    /// ```
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum OwnedMessage {
+        /// A text message.
+        Text(Utf8Payload),
+        /// A binary message.
+        Binary(Payload),
+    }
+
+    impl OwnedMessage {
+        /// A text message.
+        pub fn text(text: impl Into<Utf8Payload>) -> Self {
+            Self::Text(text.into())
+        }
+
+        /// A binary message.
+        pub fn binary(data: impl Into<Payload>) -> Self {
+            Self::Binary(data.into())
+        }
+
+        /// The message kind.
+        pub fn kind(&self) -> MessageKind {
+            match self {
+                Self::Text(_) => MessageKind::Text,
+                Self::Binary(_) => MessageKind::Binary,
+            }
+        }
+
+        /// The payload bytes.
+        pub fn as_bytes(&self) -> &[u8] {
+            match self {
+                Self::Text(text) => text.as_bytes(),
+                Self::Binary(data) => data,
+            }
+        }
+
+        /// The payload length in bytes.
+        pub fn len(&self) -> usize {
+            self.as_bytes().len()
+        }
+
+        /// Whether the payload is empty.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// A borrowed view (text is checked again, see [`Utf8Payload::as_str`]).
+        pub fn as_message(&self) -> Message<'_> {
+            match self {
+                Self::Text(text) => Message::Text(text.as_str()),
+                Self::Binary(data) => Message::Binary(data),
+            }
+        }
+
+        /// The payload, whatever the kind.
+        pub fn into_payload(self) -> Payload {
+            match self {
+                Self::Text(text) => text.into_payload(),
+                Self::Binary(data) => data,
+            }
+        }
+    }
+
+    impl From<Message<'_>> for OwnedMessage {
+        /// Copies a borrowed message.
+        fn from(message: Message<'_>) -> Self {
+            match message {
+                Message::Text(text) => Self::Text(Utf8Payload(Payload::copy_from_slice(text.as_bytes()))),
+                Message::Binary(data) => Self::Binary(Payload::copy_from_slice(data)),
+            }
+        }
     }
 }
 

@@ -107,7 +107,7 @@ fn echo_then_client_close_ends_both_cleanly() {
     }
 
     ws.close(CloseCode::NORMAL, "done").unwrap();
-    let closed = *ws.connection().closed().unwrap();
+    let closed = ws.connection().closed().unwrap().clone();
     assert!(closed.clean && closed.error.is_none() && closed.code == CloseCode::NORMAL, "{closed:?}");
     assert!(ws.connection().is_finished());
 
@@ -197,7 +197,7 @@ fn server_initiated_close_ends_client_read() {
         let mut ws = blocking::accept_with(stream, server_config(), |_| Ok(Accept::new())).unwrap();
         ws.send(Message::Text("bye soon")).unwrap();
         ws.close(CloseCode::GOING_AWAY, "shutting down").unwrap();
-        *ws.connection().closed().unwrap()
+        ws.connection().closed().unwrap().clone()
         // Dropping the stream here closes TCP, which the client waits for.
     });
     let (mut ws, _) = blocking::connect(&url).unwrap();
@@ -206,7 +206,7 @@ fn server_initiated_close_ends_client_read() {
     assert_eq!(ws.read().unwrap(), None);
     // The client did not sit out its 5 s close timeout: the server closed TCP.
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
-    let closed = *ws.connection().closed().unwrap();
+    let closed = ws.connection().closed().unwrap().clone();
     assert!(closed.clean && closed.code == CloseCode::GOING_AWAY, "{closed:?}");
     assert!(ws.connection().is_finished());
     let server_closed = handle.join().unwrap();

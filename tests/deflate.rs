@@ -27,7 +27,7 @@ use inflate::Inflater;
 use proptest::prelude::*;
 use wscore::deflate::{DeflateConfig, DeflateParams};
 use wscore::{
-    Accept, ClientHandshake, CloseCode, Closed, Config, Connection, Error, Event, HandshakeError, MessageKind,
+    Accept, ClientHandshake, CloseCode, Config, Connection, Error, Event, HandshakeError, MessageKind,
     ProtocolError, State,
 };
 
@@ -329,7 +329,7 @@ fn server_answer(deflate: Option<DeflateConfig>, fields: &[&str]) -> (Vec<String
         request.push_str(&format!("Sec-WebSocket-Extensions: {field}\r\n"));
     }
     request.push_str("\r\n");
-    conn.receive(NOW, request.as_bytes());
+    assert_eq!(conn.receive(NOW, request.as_bytes()), request.len());
     assert!(matches!(conn.poll_event(), Some(Event::Request(_))), "{request}");
     conn.accept(&Accept::new()).unwrap();
     assert!(conn.poll_event().is_none());
@@ -641,7 +641,7 @@ fn client_offer_lines() {
 /// A client configured with `deflate` receives a 101 carrying one
 /// `Sec-WebSocket-Extensions` field per element of `fields`: the agreed
 /// parameters if it connected, or how it closed.
-fn client_receives(deflate: Option<DeflateConfig>, fields: &[&str]) -> Result<Option<Params>, Closed> {
+fn client_receives(deflate: Option<DeflateConfig>, fields: &[&str]) -> Result<Option<Params>, common::ClosedEv> {
     let mut conn = Connection::client(ClientHandshake::new(common::URL).unwrap(), with(deflate), NOW).unwrap();
     let request = String::from_utf8(conn.poll_transmit().to_vec()).unwrap();
     conn.advance_transmit(request.len());
@@ -655,10 +655,10 @@ fn client_receives(deflate: Option<DeflateConfig>, fields: &[&str]) -> Result<Op
         response.push_str(&format!("Sec-WebSocket-Extensions: {field}\r\n"));
     }
     response.push_str("\r\n");
-    conn.receive(NOW, response.as_bytes());
+    assert_eq!(conn.receive(NOW, response.as_bytes()), response.len());
     let result = match conn.poll_event() {
         Some(Event::Connected(response)) => Ok(response.deflate().map(params)),
-        Some(Event::Closed(closed)) => Err(closed),
+        Some(Event::Closed(closed)) => Err(common::ClosedEv::from(&closed)),
         other => panic!("{other:?}"),
     };
     match result {
@@ -724,10 +724,13 @@ fn client_fails_on_invalid_answers() {
         (plain.clone(), vec!["permessage-deflate, x-other"]),
         (plain, vec!["x-other", "permessage-deflate"]),
     ];
-    let expected =
-        Closed { code: CloseCode::ABNORMAL, clean: false, error: Some(Error::Handshake(HandshakeError::Extension)) };
+    let expected = common::ClosedEv {
+        code: CloseCode::ABNORMAL,
+        clean: false,
+        error: Some(Error::Handshake(HandshakeError::Extension)),
+    };
     for (config, fields) in cases {
-        assert_eq!(client_receives(config.clone(), &fields), Err(expected), "{config:?} got {fields:?}");
+        assert_eq!(client_receives(config.clone(), &fields), Err(expected.clone()), "{config:?} got {fields:?}");
     }
 }
 
@@ -1493,7 +1496,7 @@ fn frames_only_with_deflate_after_an_external_handshake() {
     client.transmit_into(&mut wire);
     assert_eq!(wire[0] & 0x40, 0x40, "RSV1 set");
     assert!(wire.len() < text.len() / 4, "{} bytes on the wire", wire.len());
-    server.receive(Duration::ZERO, &wire);
+    assert_eq!(server.receive(Duration::ZERO, &wire), wire.len());
     match server.poll_event() {
         Some(Event::Message(wscore::Message::Text(got))) => assert_eq!(got, text),
         other => panic!("{other:?}"),
@@ -1956,14 +1959,17 @@ fn a_bomb_in_streaming_mode_arrives_in_bounded_chunks() {
         c.streaming = true;
     });
     let mut pair = deflate_pair_with(cfg.clone(), cfg);
-    pair.server.conn.receive(NOW, &frame_to(Side::Server, BINARY | RSV1, &payload));
+    let wire = frame_to(Side::Server, BINARY | RSV1, &payload);
     let (mut total, mut chunks, mut fin) = (0u64, 0, false);
-    while let Some(event) = pair.server.conn.poll_event() {
-        let Event::Chunk(chunk) = event else { panic!("{event:?}") };
-        assert!(!fin && chunk.data.len() <= 64 << 10 && chunk.data.iter().all(|&b| b == 0));
-        total += chunk.data.len() as u64;
-        chunks += 1;
-        fin = chunk.fin;
+    for piece in wire.chunks(16 << 10) {
+        assert_eq!(pair.server.conn.receive(NOW, piece), piece.len());
+        while let Some(event) = pair.server.conn.poll_event() {
+            let Event::Chunk(chunk) = event else { panic!("{event:?}") };
+            assert!(!fin && chunk.data.len() <= 64 << 10 && chunk.data.iter().all(|&b| b == 0));
+            total += chunk.data.len() as u64;
+            chunks += 1;
+            fin = chunk.fin;
+        }
     }
     assert!(fin);
     assert_eq!(total, 1 + 258 * matches);

@@ -279,7 +279,7 @@ fn transient_memory_of_one_compressed_message() {
     pair.client.conn.advance_transmit(wire.len());
     let before = current();
     reset_peak();
-    pair.server.conn.receive(NOW, &wire);
+    assert_eq!(pair.server.conn.receive(NOW, &wire), wire.len());
     assert!(matches!(pair.server.conn.poll_event(), Some(Event::Message(_))));
     let receive = peak() - before;
     assert!(pair.server.conn.poll_event().is_none());
@@ -333,11 +333,15 @@ fn decompression_bomb_peak_memory() {
 #[test]
 fn streamed_bomb_peak_memory() {
     // Streaming has no message limit, but holds one 64 KiB chunk at a time.
+    // A frame inflating past `max_frame_size` fails (1009) as a plain frame
+    // that long would: the limit is lifted here to show that memory stays
+    // bounded however much one frame inflates to.
     let matches = (256 << 20) / 258;
     let frame = masked_frame(0xc2, &bomb(matches));
     let cfg = config(|c| {
         c.deflate = Some(DeflateConfig::default());
         c.streaming = true;
+        c.max_frame_size = 1 << 30;
     });
     let mut pair = Pair::new(cfg.clone(), cfg);
     let before = current();
@@ -345,7 +349,7 @@ fn streamed_bomb_peak_memory() {
     let conn = &mut pair.server.conn;
     let mut total = 0u64;
     for chunk in frame.chunks(64 << 10) {
-        conn.receive(NOW, chunk);
+        assert_eq!(conn.receive(NOW, chunk), chunk.len());
         while let Some(event) = conn.poll_event() {
             let Event::Chunk(chunk) = event else { panic!("{event:?}") };
             assert!(chunk.data.len() <= 64 << 10);
@@ -369,9 +373,11 @@ fn large_buffers_are_released_after_the_idle_delay() {
     for delay in [Some(Duration::from_secs(1)), None] {
         let mut config = Config::default();
         config.buffer_release_delay = delay;
+        // The whole frame in one read.
+        config.max_unprocessed_input = 1 << 20;
         let mut server = Connection::frames_only(wscore::Role::Server, config, Duration::ZERO).unwrap();
         let (grown, ()) = held(|| {
-            server.receive(Duration::from_millis(10), &frame);
+            assert_eq!(server.receive(Duration::from_millis(10), &frame), frame.len());
             assert!(matches!(server.poll_event(), Some(Event::Message(m)) if m.len() == payload.len()));
             assert!(server.poll_event().is_none());
         });

@@ -80,8 +80,11 @@ fn rejected_handshake_reaches_client_as_status() {
     assert_eq!(pair.events(Side::Server)[1..], [Ev::failed(rejected)]);
     assert_eq!(pair.events(Side::Client), [Ev::failed(Error::Handshake(HandshakeError::Status(403)))]);
     assert!(pair.server.sent.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
-    assert!(pair.is_finished(Side::Server));
     assert!(pair.is_finished(Side::Client));
+    // The server lingers, half-closed, until the client closes TCP.
+    assert!(!pair.is_finished(Side::Server) && pair.server.conn.wants_shutdown());
+    pair.deliver_eof(Side::Server);
+    assert!(pair.is_finished(Side::Server));
 }
 
 // ----- Messages -------------------------------------------------------------
@@ -247,14 +250,16 @@ fn client_initiated_close() {
     assert_eq!(pair.client.conn.state(), State::Closing);
     assert!(pair.client.conn.send_text("late").is_err());
 
-    // The client's close reaches the server, which answers and is closed...
+    // The client's close reaches the server, which owes its answer: the
+    // closing handshake is not over until that is transmitted...
     assert!(pair.deliver(Side::Client));
-    assert_eq!(pair.events(Side::Server), [Ev::close(1000, "bye"), Ev::closed_clean(1000)]);
-    assert_eq!(pair.server.conn.state(), State::Closed);
-    // ...but not finished until its answer is transmitted,
+    assert_eq!(pair.events(Side::Server), [Ev::close(1000, "bye")]);
+    assert_eq!(pair.server.conn.state(), State::Closing);
     assert!(!pair.is_finished(Side::Server));
     assert!(pair.deliver(Side::Server));
-    // and finished right after.
+    // ...and then closed cleanly and finished at once (servers close TCP first).
+    assert_eq!(pair.events(Side::Server), [Ev::closed_clean(1000)]);
+    assert_eq!(pair.server.conn.state(), State::Closed);
     assert!(pair.is_finished(Side::Server));
 
     assert_eq!(pair.events(Side::Client), [Ev::close(1000, ""), Ev::closed_clean(1000)]);
@@ -381,8 +386,12 @@ fn idle_timeout_fails_a_dead_peer_with_going_away() {
     assert_eq!(pair.client.conn.closed().unwrap().code, CloseCode::GOING_AWAY);
     // The client told the server why, with 1001.
     assert_eq!(pair.events(Side::Server), [Ev::close(1001, "idle timeout"), Ev::closed_clean(1001)]);
-    assert!(pair.is_finished(Side::Client));
     assert!(pair.is_finished(Side::Server));
+    // The server's answer is lost: the client lingers, half-closed, for the
+    // close timeout, then gives up.
+    assert!(!pair.is_finished(Side::Client) && pair.client.conn.wants_shutdown());
+    pair.advance_time(Config::default().close_timeout);
+    assert!(pair.is_finished(Side::Client));
 }
 
 #[test]
@@ -512,22 +521,26 @@ fn request_and_first_frames_in_one_read() {
 }
 
 #[test]
-fn pongs_are_coalesced_above_the_high_water_mark() {
-    let server = config(|c| c.write_buffer_high_water = 1000);
+fn pongs_go_out_first_and_are_bounded_above_the_high_water_mark() {
+    let server = config(|c| {
+        c.write_buffer_high_water = 1000;
+        c.max_queued_pongs = 2;
+    });
     let mut pair = Pair::new(Config::default(), server);
     let big = binary_of_len(5000);
     pair.server.conn.send_binary(&big).unwrap();
     // Above the mark: further messages are refused until transmitted...
     assert_eq!(pair.server.conn.send_text("more"), Err(Error::WriteBufferFull));
     assert!(!pair.server.conn.is_writable());
-    // ...and of the pongs owed meanwhile only the latest is kept.
+    // ...while the pongs owed meanwhile go out first, at most two of them,
+    // the second answering the latest ping.
     for payload in [b"1", b"2", b"3"] {
         pair.client.conn.send_ping(payload).unwrap();
     }
     pair.deliver(Side::Client);
     assert_eq!(pair.events(Side::Server).len(), 3);
     pair.drive();
-    assert_eq!(pair.events(Side::Client), [Ev::Binary(big), Ev::Pong(b"3".to_vec())]);
+    assert_eq!(pair.events(Side::Client), [Ev::Pong(b"1".to_vec()), Ev::Pong(b"3".to_vec()), Ev::Binary(big)]);
     assert!(pair.server.conn.is_writable());
     pair.server.conn.send_text("more").unwrap();
 }

@@ -12,7 +12,7 @@ use core::time::Duration;
 use wscore::frame::{FrameHeader, apply_mask};
 use wscore::handshake::accept_key;
 use wscore::{
-    Accept, ClientHandshake, CloseCode, Closed, Config, Connection, Error, Event, HandshakeError, Message, MessageKind,
+    Accept, ClientHandshake, CloseCode, Config, Connection, Error, Event, HandshakeError, Message, MessageKind,
     ProtocolError, Reject, Role, State, UsageError,
 };
 
@@ -132,7 +132,15 @@ enum Ev {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(u16, String),
-    Closed(Closed),
+    Closed(Closed2),
+}
+
+/// The parts of a [`Closed`] compared here.
+#[derive(Debug, PartialEq, Eq)]
+struct Closed2 {
+    code: CloseCode,
+    clean: bool,
+    error: Option<Error>,
 }
 
 fn text(s: &str) -> Ev {
@@ -150,16 +158,37 @@ fn close_ev(code: u16, reason: &str) -> Ev {
 
 /// `Event::Closed` after a completed closing handshake.
 fn closed_clean(code: u16) -> Ev {
-    Ev::Closed(Closed { code: CloseCode(code), clean: true, error: None })
+    Ev::Closed(Closed2 { code: CloseCode(code), clean: true, error: None })
 }
 
 /// `Event::Closed` after the connection failed with `error`.
 fn closed_failed(code: u16, error: impl Into<Error>) -> Ev {
-    Ev::Closed(Closed { code: CloseCode(code), clean: false, error: Some(error.into()) })
+    Ev::Closed(Closed2 { code: CloseCode(code), clean: false, error: Some(error.into()) })
 }
 
-/// Drains every event the connection has ready.
+std::thread_local! {
+    /// What each connection "wrote to its socket" while the harness drained
+    /// its events, by the connection's address, until `output` takes it.
+    static WRITTEN: std::cell::RefCell<std::collections::HashMap<usize, Vec<u8>>> = Default::default();
+}
+
+/// Drains every event the connection has ready. When the peer's close
+/// arrived, the harness transmits the answer the connection queued, as a
+/// socket would at once (`output` returns it), and drains again: our close
+/// frame going out completes the closing handshake and brings `Closed`.
 fn events(conn: &mut Connection) -> Vec<Ev> {
+    let mut out = drain(conn);
+    if matches!(out.last(), Some(Ev::Close(..))) {
+        let mut written = Vec::new();
+        conn.transmit_into(&mut written);
+        let id = conn as *const Connection as usize;
+        WRITTEN.with(|w| w.borrow_mut().entry(id).or_default().extend_from_slice(&written));
+        out.extend(drain(conn));
+    }
+    out
+}
+
+fn drain(conn: &mut Connection) -> Vec<Ev> {
     let mut out = Vec::new();
     while let Some(event) = conn.poll_event() {
         out.push(match event {
@@ -173,23 +202,33 @@ fn events(conn: &mut Connection) -> Vec<Ev> {
             Event::Ping(p) => Ev::Ping(p.to_vec()),
             Event::Pong(p) => Ev::Pong(p.to_vec()),
             Event::Close(c) => Ev::Close(c.code.0, c.reason.to_owned()),
-            Event::Closed(c) => Ev::Closed(c),
+            Event::Closed(c) => Ev::Closed(Closed2 { code: c.code, clean: c.clean, error: c.error }),
             other => panic!("unexpected event {other:?}"),
         });
     }
     out
 }
 
-/// Feeds `input` and drains the events.
-fn feed(conn: &mut Connection, input: &[u8]) -> Vec<Ev> {
-    conn.receive(NOW, input);
-    events(conn)
+/// Feeds `input` (in as many calls as the connection's input bound needs)
+/// and drains the events.
+fn feed(conn: &mut Connection, mut input: &[u8]) -> Vec<Ev> {
+    let mut out = Vec::new();
+    loop {
+        let n = conn.receive(NOW, input);
+        input = &input[n..];
+        out.extend(events(conn));
+        if input.is_empty() || n == 0 {
+            return out;
+        }
+    }
 }
 
-/// Takes everything queued for sending, as a socket that accepts it all would.
+/// Takes everything the connection sent: what the harness already wrote
+/// for it, then whatever is still queued.
 fn output(conn: &mut Connection) -> Vec<u8> {
-    let out = conn.poll_transmit().to_vec();
-    conn.advance_transmit(out.len());
+    let id = conn as *const Connection as usize;
+    let mut out = WRITTEN.with(|w| w.borrow_mut().remove(&id)).unwrap_or_default();
+    conn.transmit_into(&mut out);
     out
 }
 
@@ -403,7 +442,7 @@ fn fragmentation_interleaved_ping_and_pong_between_fragments() {
     let mut input = c2s(false, TEXT, b"Hel");
     input.extend(c2s(true, PING, b"p1"));
     assert_eq!(feed(&mut conn, &input), [ping(b"p1")]);
-    assert_eq!(conn.buffered_amount(), 4);
+    assert!(conn.wants_write());
     // Something sent later goes out after the pong.
     conn.send_text("later").unwrap();
     let mut expected = s2c(true, PONG, b"p1");
@@ -922,6 +961,9 @@ fn handshake_server_reject_sends_response_then_closes() {
     assert_eq!(body, b"forbidden\n");
     assert_eq!(events(&mut conn), [closed_failed(1006, HandshakeError::Rejected(403))]);
     assert_eq!(conn.state(), State::Closed);
+    // A lingering close: half-close, read until the client closes too.
+    assert!(conn.wants_shutdown() && !conn.is_finished());
+    conn.handle_eof();
     assert!(conn.is_finished());
 }
 
@@ -952,6 +994,8 @@ fn handshake_server_bad_requests_get_their_status() {
         assert_eq!(field(&fields, "Connection"), Some("close"));
         let version = field(&fields, "Sec-WebSocket-Version");
         assert_eq!(version, (*error == HandshakeError::UnsupportedVersion).then_some("13"), "{request}");
+        assert!(conn.wants_shutdown() && !conn.is_finished(), "lingers until the client closes");
+        conn.handle_eof();
         assert!(conn.is_finished());
     }
 }
@@ -1265,79 +1309,69 @@ fn sending_with_buffer_at_high_water_is_write_buffer_full() {
     assert_eq!(output(&mut conn), expected);
 }
 
-// ===== Backpressure on automatic pongs ======================================
-// A peer that pings but never reads must not grow our send buffer: while it
-// is at the high-water mark only the latest pong is kept.
+// ===== Automatic pongs ========================================================
+// A ping's pong is owed and goes out at the next frame boundary, ahead of
+// data queued but not yet started. A peer that pings without reading cannot
+// grow memory: at most `max_queued_pongs` wait, the newest replacing the last.
 
 #[test]
-fn backpressure_thousand_pings_leave_one_pending_pong() {
+fn owed_pongs_are_bounded_and_answer_the_latest_ping() {
     let mut conn = server_with(config(|c| c.write_buffer_high_water = 1));
     conn.send_binary(b"data").unwrap();
     let buffered = conn.buffered_amount();
     assert_eq!(buffered, 6);
     for i in 0..1000u32 {
         assert_eq!(feed(&mut conn, &c2s(true, PING, &i.to_be_bytes())), [ping(&i.to_be_bytes())]);
-        assert_eq!(conn.buffered_amount(), buffered, "after ping {i}");
+        assert_eq!(conn.buffered_amount(), buffered, "after ping {i}: owed pongs are not queued data");
     }
     assert!(conn.wants_write());
-    // Draining sends the message, then exactly one pong, for the latest ping.
-    let mut wire = Vec::new();
-    loop {
-        let out = output(&mut conn);
-        if out.is_empty() {
-            break;
-        }
-        wire.extend(out);
-    }
-    assert_eq!(
-        decode_frames(&wire),
-        [Sent::new(true, BINARY, false, b"data"), Sent::new(true, PONG, false, &999u32.to_be_bytes())]
-    );
+    // The first 15 pings each got a pong, the 16th slot answers the latest.
+    let limit = Config::default().max_queued_pongs as u32;
+    let mut expected: Vec<Sent> =
+        (0..limit - 1).map(|i| Sent::new(true, PONG, false, &i.to_be_bytes())).collect();
+    expected.push(Sent::new(true, PONG, false, &999u32.to_be_bytes()));
+    expected.push(Sent::new(true, BINARY, false, b"data"));
+    assert_eq!(decode_frames(&output(&mut conn)), expected);
     assert!(!conn.wants_write());
 }
 
 #[test]
-fn backpressure_pongs_do_not_accumulate_when_the_first_fills_the_buffer() {
-    let mut conn = server_with(config(|c| c.write_buffer_high_water = 1));
+fn owed_pongs_from_one_read_keep_only_the_latest_with_a_queue_of_one() {
+    let mut conn = server_with(config(|c| c.max_queued_pongs = 1));
     let mut input = Vec::new();
     for i in 0..1000u32 {
         input.extend(c2s(true, PING, &i.to_be_bytes()));
     }
     assert_eq!(feed(&mut conn, &input).len(), 1000);
-    // The first pong went straight into the buffer; the rest were held back.
-    assert_eq!(conn.buffered_amount(), 6);
-    let mut wire = output(&mut conn);
-    wire.extend(output(&mut conn));
+    assert_eq!(conn.buffered_amount(), 0);
+    assert_eq!(decode_frames(&output(&mut conn)), [Sent::new(true, PONG, false, &999u32.to_be_bytes())]);
     assert_eq!(output(&mut conn), b"");
-    assert_eq!(
-        decode_frames(&wire),
-        [Sent::new(true, PONG, false, &0u32.to_be_bytes()), Sent::new(true, PONG, false, &999u32.to_be_bytes())]
-    );
 }
 
 #[test]
-fn backpressure_held_back_pong_goes_out_before_later_messages() {
-    let mut conn = server_with(config(|c| c.write_buffer_high_water = 8));
+fn owed_pong_goes_out_at_the_next_frame_boundary() {
+    // Queued but not started: the pong goes first.
+    let mut conn = server();
     conn.send_binary(&[1; 8]).unwrap();
-    // The buffer is at the mark: the pong is held back.
     assert_eq!(feed(&mut conn, &c2s(true, PING, b"p")), [ping(b"p")]);
-    let mut wire = Vec::new();
-    // An application that sends whenever it may: drain, send, drain, send...
-    for round in 2..=4 {
-        wire.extend(output(&mut conn));
-        conn.send_binary(&[round; 8]).unwrap();
-    }
+    assert_eq!(
+        decode_frames(&output(&mut conn)),
+        [Sent::new(true, PONG, false, b"p"), Sent::new(true, BINARY, false, &[1; 8])]
+    );
+    // A frame already partly transmitted is finished first.
+    conn.send_binary(&[2; 8]).unwrap();
+    let first = conn.poll_transmit().to_vec();
+    conn.advance_transmit(3);
+    assert_eq!(feed(&mut conn, &c2s(true, PING, b"q")), [ping(b"q")]);
+    conn.send_binary(&[3; 8]).unwrap();
+    let mut wire = first[..3].to_vec();
     wire.extend(output(&mut conn));
-    wire.extend(output(&mut conn));
-    // The pong was owed before the later messages were sent.
     assert_eq!(
         decode_frames(&wire),
         [
-            Sent::new(true, BINARY, false, &[1; 8]),
-            Sent::new(true, PONG, false, b"p"),
             Sent::new(true, BINARY, false, &[2; 8]),
+            Sent::new(true, PONG, false, b"q"),
             Sent::new(true, BINARY, false, &[3; 8]),
-            Sent::new(true, BINARY, false, &[4; 8]),
         ]
     );
 }
@@ -1356,8 +1390,8 @@ fn backpressure_held_back_pong_is_sent_before_our_close() {
     assert_eq!(
         decode_frames(&wire),
         [
-            Sent::new(true, BINARY, false, b"d"),
             Sent::new(true, PONG, false, b"p"),
+            Sent::new(true, BINARY, false, b"d"),
             Sent::new(true, CLOSE, false, &close_payload(1000, "")),
         ]
     );

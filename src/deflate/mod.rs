@@ -25,6 +25,9 @@
 //! holds no deflate memory at all.
 
 pub mod negotiation;
+mod shim;
+
+pub(crate) use shim::{Compressor, Decompressor, compress_message};
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -219,7 +222,7 @@ impl Deflate {
     }
 
     /// (window bits, no context takeover) for what we send.
-    fn send_side(&self) -> (u8, bool) {
+    pub(crate) fn send_side(&self) -> (u8, bool) {
         let p = &self.params;
         match self.role {
             Role::Server => (p.server_max_window_bits, p.server_no_context_takeover),

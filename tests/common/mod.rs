@@ -74,7 +74,22 @@ pub enum Ev {
     /// [`Event::Close`]: the peer's close frame.
     Close { code: CloseCode, reason: String },
     /// [`Event::Closed`]: always the last event of a connection.
-    Closed(Closed),
+    Closed(ClosedEv),
+}
+
+/// The parts of a [`Closed`] the tests compare (the reason is checked by
+/// the tests about reasons).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedEv {
+    pub code: CloseCode,
+    pub clean: bool,
+    pub error: Option<wscore::Error>,
+}
+
+impl From<&Closed> for ClosedEv {
+    fn from(closed: &Closed) -> Self {
+        Self { code: closed.code, clean: closed.clean, error: closed.error }
+    }
 }
 
 impl Ev {
@@ -94,7 +109,7 @@ impl Ev {
             Event::Ping(payload) => Self::Ping(payload.to_vec()),
             Event::Pong(payload) => Self::Pong(payload.to_vec()),
             Event::Close(frame) => Self::Close { code: frame.code, reason: frame.reason.to_owned() },
-            Event::Closed(closed) => Self::Closed(closed),
+            Event::Closed(closed) => Self::Closed(ClosedEv::from(&closed)),
             other => panic!("event the harness does not know: {other:?}"),
         }
     }
@@ -116,12 +131,12 @@ impl Ev {
 
     /// The `Closed` event of a clean closing handshake ending with `code`.
     pub fn closed_clean(code: u16) -> Self {
-        Self::Closed(Closed { code: CloseCode(code), clean: true, error: None })
+        Self::Closed(ClosedEv { code: CloseCode(code), clean: true, error: None })
     }
 
     /// The `Closed` event of a connection that failed with `error`.
     pub fn failed(error: wscore::Error) -> Self {
-        Self::Closed(Closed { code: error.close_code(), clean: false, error: Some(error) })
+        Self::Closed(ClosedEv { code: error.close_code(), clean: false, error: Some(error) })
     }
 }
 
@@ -135,6 +150,48 @@ pub fn drain(conn: &mut Connection) -> Vec<Ev> {
         events.push(ev);
     }
     events
+}
+
+std::thread_local! {
+    /// What each connection "wrote to its socket" in [`drain_closing`], by
+    /// the connection's address, until [`take_output`] takes it.
+    static WRITTEN: std::cell::RefCell<std::collections::HashMap<usize, Vec<u8>>> = Default::default();
+}
+
+/// Like [`drain`], and when the peer's close arrived, transmits the answer
+/// the connection queued, as a socket would at once, and drains again: our
+/// close frame going out completes the closing handshake and brings
+/// `Closed`. [`take_output`] returns what was transmitted.
+pub fn drain_closing(conn: &mut Connection) -> Vec<Ev> {
+    let mut events = drain(conn);
+    if matches!(events.last(), Some(Ev::Close { .. })) {
+        let mut written = Vec::new();
+        conn.transmit_into(&mut written);
+        let id = conn as *const Connection as usize;
+        WRITTEN.with(|w| w.borrow_mut().entry(id).or_default().extend_from_slice(&written));
+        events.extend(drain(conn));
+    }
+    events
+}
+
+/// Everything the connection sent: what [`drain_closing`] transmitted for
+/// it, then whatever is still queued.
+pub fn take_output(conn: &mut Connection) -> Vec<u8> {
+    let id = conn as *const Connection as usize;
+    let mut out = WRITTEN.with(|w| w.borrow_mut().remove(&id)).unwrap_or_default();
+    conn.transmit_into(&mut out);
+    out
+}
+
+/// Asserts the lingering close that follows a failure or an HTTP error:
+/// everything was transmitted, the write side is to be shut down, and the
+/// connection is finished once the peer closes its side.
+pub fn assert_lingers_until_eof(conn: &mut Connection) {
+    assert!(!conn.wants_write(), "transmitted");
+    assert!(conn.wants_shutdown() && !conn.is_finished(), "lingering");
+    assert!(conn.wants_read(), "reading while lingering");
+    conn.handle_eof();
+    assert!(conn.is_finished());
 }
 
 /// Joins streaming-mode [`Ev::Chunk`]s into whole [`Ev::Text`] or
@@ -198,6 +255,23 @@ impl Endpoint {
             assert!(!self.closed_seen, "{:?}: {ev:?} after Closed", self.conn.role());
             self.closed_seen |= matches!(ev, Ev::Closed(_));
             self.events.push_back(ev);
+        }
+    }
+
+    /// Hands `bytes` to the connection, collecting events whenever it
+    /// takes only part (its bound on unprocessed input), then once more.
+    pub fn feed(&mut self, now: Duration, mut bytes: &[u8]) {
+        loop {
+            let n = self.conn.receive(now, bytes);
+            bytes = &bytes[n..];
+            self.poll();
+            if bytes.is_empty() {
+                return;
+            }
+            assert!(n > 0 || self.conn.wants_read() || self.conn.is_finished(), "the connection takes no input");
+            if n == 0 && !self.conn.wants_read() {
+                return;
+            }
         }
     }
 
@@ -308,11 +382,13 @@ impl Pair {
             return false;
         }
         sender.conn.advance_transmit(bytes.len());
+        // Mutate, then drain: our close frame going out may complete the
+        // closing handshake.
+        sender.poll();
         sender.sent.extend_from_slice(&bytes);
         if !sender.dropping {
             for piece in bytes.chunks(segment) {
-                receiver.conn.receive(now, piece);
-                receiver.poll();
+                receiver.feed(now, piece);
             }
         }
         true
@@ -335,9 +411,7 @@ impl Pair {
     /// collects its events (for raw or malformed input).
     pub fn inject(&mut self, to: Side, bytes: &[u8]) {
         let now = self.now;
-        let endpoint = self.endpoint(to);
-        endpoint.conn.receive(now, bytes);
-        endpoint.poll();
+        self.endpoint(to).feed(now, bytes);
     }
 
     /// The peer of `to` closed its side of the transport: `to` reads EOF.

@@ -1,0 +1,896 @@
+//! The receive half: frames parsed from the receive buffer, unmasked in
+//! place, checked against RFC 6455 and the limits, assembled (or inflated)
+//! into messages, and handed out as events that borrow the buffer or own a
+//! piece split off it.
+//!
+//! Input is bounded: at most [`Config::max_unprocessed_input`] bytes wait
+//! unprocessed (behind an event the caller has not taken, say), besides the
+//! frame being received, which its own limits bound.
+
+use alloc::boxed::Box;
+use core::time::Duration;
+
+use super::buf::Buf;
+use super::event::{Chunk, Event};
+use super::shared::{Access, Shared};
+use crate::config::Config;
+use crate::deflate::Decompressor;
+use crate::error::{Error, ProtocolError};
+use crate::frame::{CloseFrame, FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1, apply_mask};
+use crate::message::{Message, MessageKind, Utf8Validator};
+use crate::role::Role;
+
+/// The most inflated output handed out in one chunk when streaming, and
+/// the step in which the whole-message buffer grows while inflating.
+pub(crate) const INFLATE_CHUNK: usize = 64 * 1024;
+
+/// An event found by `advance`, as positions rather than borrows so that
+/// the event can be built (borrowed or owned) afterwards, or peeked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ready {
+    Request,
+    Connected,
+    Rejected,
+    /// `checked`: text already validated as it arrived.
+    Message {
+        kind: MessageKind,
+        start: usize,
+        end: usize,
+        assembled: bool,
+        checked: bool,
+    },
+    Chunk {
+        kind: MessageKind,
+        start: usize,
+        end: usize,
+        fin: bool,
+        assembled: bool,
+    },
+    Ping {
+        start: usize,
+        end: usize,
+    },
+    Pong {
+        start: usize,
+        end: usize,
+    },
+    Close {
+        start: usize,
+        end: usize,
+    },
+    Closed,
+}
+
+pub(crate) enum Step {
+    Ready(Ready),
+    Continue,
+    NeedMore,
+}
+
+/// The frame whose payload is being received.
+#[derive(Clone, Copy, Debug)]
+struct FrameState {
+    header: FrameHeader,
+    /// Control frames and single-frame messages stay in the receive buffer,
+    /// header included, until complete, so they can be handed out without a
+    /// copy. Other frames are consumed as their payload arrives.
+    buffered: bool,
+    header_len: usize,
+    /// Payload bytes already unmasked (and, for uncompressed text, validated).
+    done: u64,
+    /// Payload bytes consumed from the receive buffer. Equal to `done`
+    /// except in a compressed message, whose unmasked bytes wait there until
+    /// the inflater takes them.
+    consumed: u64,
+    /// Inflated bytes this (compressed) frame produced so far.
+    inflated: u64,
+}
+
+/// The data message being received.
+#[derive(Clone, Copy, Debug)]
+struct MessageState {
+    kind: MessageKind,
+    len: u64,
+    fragments: usize,
+    /// RSV1 was set on its first frame (permessage-deflate).
+    compressed: bool,
+    /// Delivered as chunks (the streaming choice when it began).
+    streaming: bool,
+    /// How much of the sync-flush tail has been fed to the inflater.
+    tail_fed: u8,
+    /// The deflate stream ended with a final block.
+    stream_ended: bool,
+}
+
+/// Frame parsing while lingering after a failure: data is skipped, not
+/// buffered, until the peer's close frame shows up.
+#[derive(Clone, Copy, Debug, Default)]
+enum Skip {
+    /// At a frame header.
+    #[default]
+    Header,
+    /// This many payload bytes of the current frame to skip.
+    Payload(u64),
+    /// The stream cannot be parsed any more: discard everything.
+    Broken,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Recv {
+    /// Received bytes; `rx[start..end]` is unprocessed or belongs to the
+    /// frame being received. The buffer's length is how much is
+    /// initialised, so [`Recv::receive_buffer`] can hand it out again.
+    pub(crate) rx: Buf,
+    /// The payload of a fragmented (or inflated) message being assembled.
+    pub(crate) msg: Buf,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    frame: Option<FrameState>,
+    message: Option<MessageState>,
+    utf8: Utf8Validator,
+    pub(crate) inflater: Option<Box<Decompressor>>,
+    /// An event found by `peek_event`, not yet returned.
+    pub(crate) stash: Option<Ready>,
+    /// Whether messages that begin from now on are delivered as chunks.
+    pub(crate) streaming: bool,
+    skip: Skip,
+    role: Role,
+    pub(crate) bytes_received: u64,
+    pub(crate) frames_received: u64,
+    pub(crate) messages_received: u64,
+    /// When to free drained large buffers if nothing happens before.
+    pub(crate) release_at: Option<Duration>,
+}
+
+impl Recv {
+    pub(crate) fn new(role: Role, config: &Config) -> Self {
+        Self {
+            rx: Buf::new(),
+            msg: Buf::new(),
+            start: 0,
+            end: 0,
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::default(),
+            inflater: None,
+            stash: None,
+            streaming: config.streaming,
+            skip: Skip::Header,
+            role,
+            bytes_received: 0,
+            frames_received: 0,
+            messages_received: 0,
+            release_at: None,
+        }
+    }
+
+    // ----- Input ----------------------------------------------------------
+
+    /// Bytes received but not looked at yet: everything after the part of
+    /// the current frame that was already unmasked.
+    fn unprocessed(&self) -> usize {
+        let kept = match self.frame {
+            Some(f) if f.buffered => f.header_len + f.done as usize,
+            Some(f) => (f.done - f.consumed) as usize,
+            None => 0,
+        };
+        (self.end - self.start).saturating_sub(kept)
+    }
+
+    /// How many more bytes may be received now. `handshake` adds room for
+    /// a whole opening handshake.
+    pub(crate) fn room(&self, config: &Config, discarding: bool, handshake: bool) -> usize {
+        if discarding {
+            return config.max_unprocessed_input;
+        }
+        let limit = config.max_unprocessed_input + if handshake { config.max_handshake_size } else { 0 };
+        limit.saturating_sub(self.unprocessed())
+    }
+
+    /// Copies as much of `data` as `room` allows; returns how much.
+    pub(crate) fn receive(&mut self, data: &[u8], room: usize) -> usize {
+        let n = data.len().min(room);
+        if n == 0 {
+            return 0;
+        }
+        self.make_room(n);
+        // Appended rather than copied into zeroed spare room.
+        self.rx.truncate(self.end);
+        self.rx.extend_from_slice(&data[..n]);
+        self.commit(n)
+    }
+
+    /// Spare room for up to `want` bytes (at most `room`) at the end of the
+    /// receive buffer, to read into directly.
+    pub(crate) fn receive_buffer(&mut self, want: usize, room: usize) -> &mut [u8] {
+        let n = want.min(room);
+        if n == 0 {
+            return &mut [];
+        }
+        self.make_room(n);
+        let end = self.end;
+        if self.rx.len() < end + n {
+            self.rx.resize(end + n, 0);
+        }
+        &mut self.rx[end..end + n]
+    }
+
+    /// Moves unprocessed input to the front of the receive buffer when that
+    /// makes room for `min` more bytes, so the buffer grows only with what
+    /// is really pending.
+    fn make_room(&mut self, min: usize) {
+        // A peeked event still borrows from before `start`: only append then.
+        if self.stash.is_some() {
+            return;
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.rx.capacity() - self.end < min && self.start > 0 {
+            self.rx.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
+    /// Records that `n` bytes were written at the end of the buffer (capped
+    /// at what [`Self::receive_buffer`] offered).
+    pub(crate) fn commit(&mut self, n: usize) -> usize {
+        let n = n.min(self.rx.len() - self.end);
+        self.end += n;
+        self.bytes_received += n as u64;
+        n
+    }
+
+    // ----- Frames -----------------------------------------------------------
+
+    /// Processes buffered input until it yields an event or needs more.
+    /// The connection is past its handshake.
+    pub(crate) fn advance<A: Access>(&mut self, config: &Config, shared: &mut A) -> Option<Ready> {
+        if self.message.is_none() && self.msg.capacity() > 0 {
+            self.msg.clear();
+            if self.free_now(config, self.msg.capacity(), shared) {
+                self.msg = Buf::new();
+            }
+        }
+        let (reading, eof) = {
+            let mut s = shared.lock();
+            if s.closed.is_some() && !s.closed_reported {
+                s.closed_reported = true;
+                return Some(Ready::Closed);
+            }
+            (s.reading_frames(), s.eof)
+        };
+        if !reading {
+            self.discard(shared);
+            self.release_input(config, shared);
+            return None;
+        }
+        loop {
+            match self.read_frame(config, shared) {
+                Step::Ready(ready) => return Some(ready),
+                Step::Continue => {}
+                Step::NeedMore if eof => {
+                    self.fail(shared, Error::ConnectionLost);
+                }
+                Step::NeedMore => {
+                    self.release_input(config, shared);
+                    return None;
+                }
+            }
+            let mut s = shared.lock();
+            if s.closed.is_some() && !s.closed_reported {
+                s.closed_reported = true;
+                return Some(Ready::Closed);
+            }
+            if !s.reading_frames() {
+                drop(s);
+                self.discard(shared);
+                self.release_input(config, shared);
+                return None;
+            }
+        }
+    }
+
+    /// Fails the connection from the receive path, remembering how much of
+    /// the current frame is left so lingering can skip it.
+    fn fail<A: Access>(&mut self, shared: &mut A, error: Error) {
+        let reason = match error {
+            Error::Protocol(e) => e.reason(),
+            _ => "",
+        };
+        self.skip = match self.frame {
+            Some(f) if f.buffered => {
+                // The frame's header and the payload so far stay in the
+                // buffer: skip what is left of the payload after them.
+                self.start += f.header_len + f.done as usize;
+                Skip::Payload(f.header.payload_len - f.done)
+            }
+            Some(f) => {
+                self.start += (f.done - f.consumed) as usize;
+                Skip::Payload(f.header.payload_len - f.done)
+            }
+            None => self.skip,
+        };
+        self.frame = None;
+        self.message = None;
+        shared.lock().fail(error, reason);
+    }
+
+    /// Input after the connection stopped reading frames is discarded: after
+    /// the peer's close nothing may follow, after a failure frames are only
+    /// skipped through until the peer's close (lingering).
+    pub(crate) fn discard<A: Access>(&mut self, shared: &mut A) {
+        let lingering = {
+            let s = shared.lock();
+            s.failure.is_some() && s.lingering() && s.open
+        };
+        if lingering {
+            while self.start < self.end {
+                match self.skip {
+                    Skip::Broken => break,
+                    Skip::Payload(n) => {
+                        let take = (self.end - self.start).min(usize::try_from(n).unwrap_or(usize::MAX));
+                        self.start += take;
+                        self.skip = if take as u64 == n { Skip::Header } else { Skip::Payload(n - take as u64) };
+                    }
+                    Skip::Header => match FrameHeader::decode(&self.rx[self.start..self.end]) {
+                        Ok(None) => return,
+                        Err(_) => self.skip = Skip::Broken,
+                        Ok(Some((header, len))) => {
+                            self.start += len;
+                            if header.opcode == OpCode::Close {
+                                // The peer answered: nothing more to wait for.
+                                shared.lock().linger_close_seen = true;
+                                self.skip = Skip::Broken;
+                            } else {
+                                self.skip = Skip::Payload(header.payload_len);
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        self.start = self.end;
+    }
+
+    fn read_frame<A: Access>(&mut self, config: &Config, shared: &mut A) -> Step {
+        let frame = match self.frame {
+            Some(frame) => frame,
+            None => match FrameHeader::decode(&self.rx[self.start..self.end]) {
+                Ok(None) => return Step::NeedMore,
+                Err(e) => {
+                    self.skip = Skip::Broken;
+                    self.fail(shared, e.into());
+                    return Step::Continue;
+                }
+                Ok(Some((header, header_len))) => match self.start_frame(config, header, header_len) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        self.start += header_len;
+                        self.skip = Skip::Payload(header.payload_len);
+                        self.fail(shared, e.into());
+                        return Step::Continue;
+                    }
+                },
+            },
+        };
+        let header = frame.header;
+        let kept = if frame.buffered { frame.header_len + frame.done as usize } else { (frame.done - frame.consumed) as usize };
+        let begin = self.start + kept;
+        let remaining = header.payload_len - frame.done;
+        let n = (self.end - begin).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let payload = &mut self.rx[begin..begin + n];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, frame.done as usize);
+        }
+        let done = frame.done + n as u64;
+        let complete = done == header.payload_len;
+        let data = self.message.filter(|_| !header.opcode.is_control());
+        if data.is_some_and(|m| m.compressed) {
+            self.frame = Some(FrameState { done, ..frame });
+            return self.read_compressed(config, shared);
+        }
+        let text = data.is_some_and(|m| m.kind == MessageKind::Text);
+        // Validate as bytes arrive, so a bad byte fails the connection at
+        // once. A single frame that arrived whole is validated in one pass
+        // when its event is built instead, since there is nothing to fail
+        // earlier than that.
+        let whole_at_once = frame.buffered && frame.done == 0 && complete;
+        let text = text && !whole_at_once;
+        let payload = &self.rx[begin..begin + n];
+        if text && self.utf8.feed(payload).is_err() {
+            self.frame = Some(FrameState { done, consumed: done, ..frame });
+            self.fail(shared, ProtocolError::InvalidUtf8.into());
+            return Step::Continue;
+        }
+        self.frame = Some(FrameState { done, consumed: done, ..frame });
+        let fin = complete && header.fin;
+        if text && fin && !self.utf8.is_complete() {
+            self.fail(shared, ProtocolError::InvalidUtf8.into());
+            return Step::Continue;
+        }
+
+        if frame.buffered {
+            if !complete {
+                return Step::NeedMore;
+            }
+            self.frame = None;
+            let start = self.start + frame.header_len;
+            let end = start + header.payload_len as usize;
+            self.start = end;
+            if header.opcode.is_control() {
+                return self.control_frame(shared, header.opcode, start, end);
+            }
+            let kind = self.message.take().map_or(MessageKind::Binary, |m| m.kind);
+            return Step::Ready(Ready::Message { kind, start, end, assembled: false, checked: !whole_at_once });
+        }
+        self.read_unbuffered(begin, n, complete, fin)
+    }
+
+    /// The rest of `read_frame` for an uncompressed data frame consumed as
+    /// it arrives: `n` new payload bytes at `begin`.
+    fn read_unbuffered(&mut self, begin: usize, n: usize, complete: bool, fin: bool) -> Step {
+        let message = self.message;
+        let kind = message.map_or(MessageKind::Binary, |m| m.kind);
+        self.start = begin + n;
+        if complete {
+            self.frame = None;
+        }
+        if message.is_some_and(|m| m.streaming) {
+            if fin {
+                self.message = None;
+            }
+            return if n > 0 || fin {
+                Step::Ready(Ready::Chunk { kind, start: begin, end: begin + n, fin, assembled: false })
+            } else if complete {
+                Step::Continue
+            } else {
+                Step::NeedMore
+            };
+        }
+        self.msg.extend_from_slice(&self.rx[begin..begin + n]);
+        if fin {
+            self.message = None;
+            return Step::Ready(Ready::Message { kind, start: 0, end: self.msg.len(), assembled: true, checked: true });
+        }
+        if complete { Step::Continue } else { Step::NeedMore }
+    }
+
+    /// Feeds the unmasked payload of a compressed message (and at its end
+    /// the sync-flush tail) to the inflater. Output goes to `msg`: the whole
+    /// message, bounded by `max_message_size` so that a small payload that
+    /// inflates to gigabytes fails with 1009 before the limit is exceeded;
+    /// or, when streaming, one chunk of at most [`INFLATE_CHUNK`] bytes.
+    /// Each frame's inflated size is held to `max_frame_size`, the bound a
+    /// plain frame has, so the compressed path accepts what the plain path
+    /// does and no more.
+    fn read_compressed<A: Access>(&mut self, config: &Config, shared: &mut A) -> Step {
+        let (Some(mut frame), Some(mut message), Some(inflater)) = (self.frame, self.message, self.inflater.as_deref_mut())
+        else {
+            return Step::NeedMore;
+        };
+        let streaming = message.streaming;
+        let limit = config.max_message_size;
+        let frame_limit = config.max_frame_size as u64;
+        let last_frame = frame.header.fin;
+        if streaming {
+            self.msg.clear();
+        }
+        let mut progressed = false;
+        let mut failure = None;
+        loop {
+            if message.stream_ended {
+                // A stream ended by a final block may be followed by padding
+                // (RFC 7692 §7.2.3.4): the rest of the message is ignored,
+                // while the inflater hands out what it still holds.
+                let rest = (frame.done - frame.consumed) as usize;
+                self.start += rest;
+                frame.consumed += rest as u64;
+            }
+            let pending = (frame.done - frame.consumed) as usize;
+            let payload_in = frame.consumed == frame.header.payload_len;
+            let input: &[u8] = if pending > 0 {
+                &self.rx[self.start..self.start + pending]
+            } else if last_frame && payload_in && !message.stream_ended {
+                &crate::deflate::TAIL[usize::from(message.tail_fed)..]
+            } else {
+                &[]
+            };
+            let from_tail = pending == 0;
+            let old = self.msg.len();
+            let room = if streaming {
+                INFLATE_CHUNK - old
+            } else {
+                // Grow with the input, never past one byte over the limit.
+                (limit + 1 - old.min(limit)).min((4 * input.len()).clamp(4096, INFLATE_CHUNK))
+            };
+            if room == 0 {
+                break;
+            }
+            if old + room > self.msg.capacity() {
+                // Double as a Vec would, but never reserve beyond the limit.
+                let target = (self.msg.capacity() * 2).max(old + room).min(limit.saturating_add(1).max(old + room));
+                self.msg.reserve(target - old);
+            }
+            self.msg.resize(old + room, 0);
+            let result = inflater.inflate(input, &mut self.msg[old..]);
+            let Ok(out) = result else {
+                self.msg.truncate(old);
+                failure = Some(ProtocolError::InvalidCompressedData);
+                break;
+            };
+            self.msg.truncate(old + out.written);
+            if from_tail {
+                message.tail_fed += out.consumed as u8;
+            } else {
+                self.start += out.consumed;
+                frame.consumed += out.consumed as u64;
+            }
+            frame.inflated += out.written as u64;
+            if message.kind == MessageKind::Text && self.utf8.feed(&self.msg[old..]).is_err() {
+                failure = Some(ProtocolError::InvalidUtf8);
+                break;
+            }
+            if frame.inflated > frame_limit {
+                failure = Some(ProtocolError::FrameTooLarge);
+                break;
+            }
+            if !streaming && self.msg.len() > limit {
+                failure = Some(ProtocolError::MessageTooLarge);
+                break;
+            }
+            message.stream_ended |= out.ended;
+            if out.consumed == 0 && out.written == 0 {
+                break;
+            }
+            progressed = true;
+        }
+        self.frame = Some(frame);
+        if let Some(e) = failure {
+            self.fail(shared, e.into());
+            return Step::Continue;
+        }
+        let frame_done = frame.consumed == frame.header.payload_len;
+        let tail_done = message.stream_ended || usize::from(message.tail_fed) == crate::deflate::TAIL.len();
+        // Output that filled the chunk may not be all there is.
+        let drained = !streaming || self.msg.len() < INFLATE_CHUNK;
+        let fin = last_frame && frame_done && tail_done && drained;
+        let inflater = self.inflater.as_deref_mut();
+        if fin && !message.stream_ended && !inflater.as_ref().is_some_and(|i| i.at_block_boundary()) {
+            self.fail(shared, ProtocolError::InvalidCompressedData.into());
+            return Step::Continue;
+        }
+        if last_frame && frame_done && !fin && !progressed {
+            // The inflater takes no more input, yet the message is not over.
+            self.fail(shared, ProtocolError::InvalidCompressedData.into());
+            return Step::Continue;
+        }
+        self.frame = if frame_done && (!last_frame || fin) { None } else { Some(frame) };
+        self.message = Some(message);
+        if fin {
+            self.message = None;
+            if let Some(inflater) = inflater {
+                inflater.end_message(message.stream_ended);
+            }
+            if message.kind == MessageKind::Text && !self.utf8.is_complete() {
+                self.fail(shared, ProtocolError::InvalidUtf8.into());
+                return Step::Continue;
+            }
+        }
+        let kind = message.kind;
+        let produced = self.msg.len();
+        if streaming {
+            if produced > 0 || fin {
+                return Step::Ready(Ready::Chunk { kind, start: 0, end: produced, fin, assembled: true });
+            }
+        } else if fin {
+            return Step::Ready(Ready::Message { kind, start: 0, end: produced, assembled: true, checked: true });
+        }
+        if self.frame.is_none() || (last_frame && frame_done) { Step::Continue } else { Step::NeedMore }
+    }
+
+    /// Checks a new frame header against the rules that need context
+    /// (RFC 6455 §5.1–§5.5) and the configured limits, before any of its
+    /// payload is looked at.
+    fn start_frame(
+        &mut self,
+        config: &Config,
+        header: FrameHeader,
+        header_len: usize,
+    ) -> Result<FrameState, ProtocolError> {
+        self.frames_received += 1;
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RSV1 marks the first frame of a compressed message, and only that,
+        // once permessage-deflate is negotiated (RFC 7692 §6).
+        let compressed = header.rsv & RSV1 != 0;
+        let rsv1_allowed = self.inflater.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv & !RSV1 != 0 || (compressed && !rsv1_allowed) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let len = header.payload_len;
+        let mut streaming = false;
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+        } else {
+            let message = match (header.opcode, self.message) {
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Continuation, Some(m)) => m,
+                (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+                (opcode, None) => {
+                    self.utf8.reset();
+                    MessageState {
+                        kind: if opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary },
+                        len: 0,
+                        fragments: 0,
+                        compressed,
+                        streaming: self.streaming,
+                        tail_fed: 0,
+                        stream_ended: false,
+                    }
+                }
+            };
+            streaming = message.streaming;
+            // A compressed frame's payload is consumed as it arrives; its
+            // inflated size is what is held to `max_frame_size`. Its wire
+            // size only gets a sanity bound: deflate's worst case adds a few
+            // bytes per 16 KiB stored block, far below 1/64.
+            let wire_limit = if message.compressed {
+                (config.max_frame_size as u64).saturating_add(config.max_frame_size as u64 / 64 + 1024)
+            } else {
+                config.max_frame_size as u64
+            };
+            if len > wire_limit {
+                return Err(ProtocolError::FrameTooLarge);
+            }
+            let total = message.len + len;
+            if !streaming && !message.compressed && total > config.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooLarge);
+            }
+            if message.fragments >= config.max_fragments {
+                return Err(ProtocolError::TooManyFragments);
+            }
+            self.message = Some(MessageState { len: total, fragments: message.fragments + 1, ..message });
+        }
+        let buffered = header.opcode.is_control()
+            || (!streaming && header.fin && header.opcode != OpCode::Continuation && !compressed);
+        if !buffered {
+            self.start += header_len;
+        }
+        Ok(FrameState { header, buffered, header_len, done: 0, consumed: 0, inflated: 0 })
+    }
+
+    /// Acts on a complete control frame whose payload is `rx[start..end]`.
+    fn control_frame<A: Access>(&mut self, shared: &mut A, opcode: OpCode, start: usize, end: usize) -> Step {
+        match opcode {
+            OpCode::Ping => {
+                shared.lock().owe_pong(&self.rx[start..end]);
+                Step::Ready(Ready::Ping { start, end })
+            }
+            OpCode::Pong => Step::Ready(Ready::Pong { start, end }),
+            _ => match CloseFrame::parse(&self.rx[start..end]) {
+                Err(e) => {
+                    self.fail(shared, e.into());
+                    Step::Continue
+                }
+                Ok(frame) => {
+                    self.frame = None;
+                    self.message = None;
+                    shared.lock().peer_closed(frame.code, frame.reason);
+                    Step::Ready(Ready::Close { start, end })
+                }
+            },
+        }
+    }
+
+    // ----- Events -----------------------------------------------------------
+
+    /// Validates now the text of a message that `poll_event` would
+    /// otherwise validate while building it, so a peeked message is
+    /// certain to be returned as one.
+    pub(crate) fn check_peeked<A: Access>(&mut self, shared: &mut A) {
+        if let Some(Ready::Message { kind: MessageKind::Text, start, end, assembled, checked: false }) = self.stash {
+            let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
+            if crate::message::str_from_utf8(bytes).is_none() {
+                invalid_text(shared);
+                self.stash = Some(Ready::Closed);
+            } else if let Some(Ready::Message { checked, .. }) = self.stash.as_mut() {
+                *checked = true;
+            }
+        }
+    }
+
+    /// Builds the borrowed event for `ready` (not a handshake event).
+    pub(crate) fn event<A: Access>(&mut self, ready: Ready, shared: &mut A) -> Option<Event<'_>> {
+        let Self { rx, msg, messages_received, .. } = self;
+        Some(match ready {
+            Ready::Message { kind, start, end, assembled, .. } => {
+                let bytes = if assembled { &msg[start..end] } else { &rx[start..end] };
+                match kind {
+                    MessageKind::Binary => {
+                        *messages_received += 1;
+                        Event::Message(Message::Binary(bytes))
+                    }
+                    // The only pass for a frame that arrived whole; for text
+                    // validated piece by piece, the pass that yields `&str`
+                    // without `unsafe`.
+                    MessageKind::Text => match crate::message::str_from_utf8(bytes) {
+                        Some(text) => {
+                            *messages_received += 1;
+                            Event::Message(Message::Text(text))
+                        }
+                        None => Event::Closed(invalid_text(shared)?),
+                    },
+                }
+            }
+            Ready::Chunk { kind, start, end, fin, assembled } => {
+                *messages_received += u64::from(fin);
+                let data = if assembled { &msg[start..end] } else { &rx[start..end] };
+                Event::Chunk(Chunk { kind, data, fin })
+            }
+            Ready::Ping { start, end } => Event::Ping(&rx[start..end]),
+            Ready::Pong { start, end } => Event::Pong(&rx[start..end]),
+            Ready::Close { start, end } => Event::Close(CloseFrame::parse(&rx[start..end]).ok()?),
+            Ready::Closed => Event::Closed(shared.lock().closed.clone()?),
+            Ready::Request | Ready::Connected | Ready::Rejected => return None,
+        })
+    }
+
+    // ----- Buffers ----------------------------------------------------------
+
+    /// Whether a drained buffer of `capacity` bytes goes now. Small ones
+    /// stay; large ones stay while the connection is busy and are freed by
+    /// `handle_timeout` after `buffer_release_delay` without traffic.
+    fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, shared: &mut A) -> bool {
+        if capacity <= config.retained_buffer_capacity {
+            return false;
+        }
+        match config.buffer_release_delay {
+            None => true,
+            Some(delay) => {
+                self.release_at = Some(shared.lock().timers.clock.saturating_add(delay));
+                false
+            }
+        }
+    }
+
+    /// Frees the receive buffer once it holds nothing, unless it is small
+    /// enough to keep ([`Config::retained_buffer_capacity`]).
+    fn release_input<A: Access>(&mut self, config: &Config, shared: &mut A) {
+        if self.start == self.end && self.stash.is_none() {
+            self.start = 0;
+            self.end = 0;
+            if self.free_now(config, self.rx.capacity(), shared) {
+                self.rx = Buf::new();
+            }
+        }
+    }
+
+    /// Frees the drained buffers larger than
+    /// [`Config::retained_buffer_capacity`]: called once the connection has
+    /// been quiet for [`Config::buffer_release_delay`]. A buffer an
+    /// unreturned (peeked) event points into is never freed.
+    pub(crate) fn release_idle(&mut self, config: &Config) {
+        self.release_at = None;
+        if self.stash.is_some() {
+            return;
+        }
+        let keep = config.retained_buffer_capacity;
+        if self.start == self.end && self.rx.capacity() > keep {
+            (self.start, self.end) = (0, 0);
+            self.rx = Buf::new();
+        }
+        if self.message.is_none() && self.msg.capacity() > keep {
+            self.msg = Buf::new();
+        }
+        if self.message.is_none()
+            && let Some(inflater) = self.inflater.as_deref_mut()
+        {
+            inflater.release();
+        }
+    }
+
+    /// The transport is gone: nothing buffered will be processed.
+    pub(crate) fn drop_input(&mut self) {
+        if self.stash.is_none() {
+            self.start = self.end;
+        }
+    }
+
+    /// Whether the shared state says input is only discarded now: the
+    /// connection closed (and said so), or the peer's close frame arrived.
+    pub(crate) fn discarding(s: &Shared) -> bool {
+        s.closed_reported || (s.open && s.peer_close.is_some())
+    }
+}
+
+/// A whole text frame turned out not to be UTF-8: the connection fails and
+/// the event becomes `Closed`, which is returned.
+fn invalid_text<A: Access>(shared: &mut A) -> Option<crate::connection::event::Closed> {
+    let mut s = shared.lock();
+    s.fail(ProtocolError::InvalidUtf8.into(), ProtocolError::InvalidUtf8.reason());
+    s.closed_reported = true;
+    s.closed.clone()
+}
+
+#[cfg(feature = "bytes")]
+mod owned {
+    use super::{Ready, Recv};
+    use crate::connection::event::{OwnedChunk, OwnedEvent};
+    use crate::connection::shared::Access;
+    use crate::frame::CloseFrame;
+    use crate::message::{MessageKind, OwnedMessage, Payload, Utf8Payload};
+
+    impl Recv {
+        /// `rx[start..end]`, which lies before `self.start`, as an owned
+        /// payload: copied if tiny, else split off the buffer (everything
+        /// before `self.start` has been consumed).
+        fn take_rx(&mut self, start: usize, end: usize) -> Payload {
+            if let Some(inline) = Payload::inline(&self.rx[start..end]) {
+                return inline;
+            }
+            let cut = self.start;
+            let mut head = self.rx.split_to(cut);
+            self.start -= cut;
+            self.end -= cut;
+            bytes::Buf::advance(&mut head, start);
+            head.truncate(end - start);
+            Payload::from(head.freeze())
+        }
+
+        /// `msg[start..end]` as an owned payload; the assembly buffer is
+        /// handed over whole, and the next message gets a new one.
+        fn take_msg(&mut self, start: usize, end: usize) -> Payload {
+            if let Some(inline) = Payload::inline(&self.msg[start..end]) {
+                return inline;
+            }
+            let mut taken = self.msg.split_to(end);
+            bytes::Buf::advance(&mut taken, start);
+            Payload::from(taken.freeze())
+        }
+
+        /// Builds the owned event for `ready` (not a handshake event).
+        pub(crate) fn owned_event<A: Access>(&mut self, ready: Ready, shared: &mut A) -> Option<OwnedEvent<'static>> {
+            Some(match ready {
+                Ready::Message { kind, start, end, assembled, checked } => {
+                    if kind == MessageKind::Text && !checked {
+                        let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
+                        if crate::message::str_from_utf8(bytes).is_none() {
+                            return Some(OwnedEvent::Closed(super::invalid_text(shared)?));
+                        }
+                    }
+                    self.messages_received += 1;
+                    let payload = if assembled { self.take_msg(start, end) } else { self.take_rx(start, end) };
+                    OwnedEvent::Message(match kind {
+                        MessageKind::Binary => OwnedMessage::Binary(payload),
+                        MessageKind::Text => OwnedMessage::Text(Utf8Payload::new_unchecked(payload)),
+                    })
+                }
+                Ready::Chunk { kind, start, end, fin, assembled } => {
+                    self.messages_received += u64::from(fin);
+                    let data = if assembled { self.take_msg(start, end) } else { self.take_rx(start, end) };
+                    OwnedEvent::Chunk(OwnedChunk { kind, data, fin })
+                }
+                Ready::Ping { start, end } => OwnedEvent::Ping(self.take_rx(start, end)),
+                Ready::Pong { start, end } => OwnedEvent::Pong(self.take_rx(start, end)),
+                Ready::Close { start, end } => {
+                    let frame = CloseFrame::parse(&self.rx[start..end]).ok()?;
+                    let reason = Payload::copy_from_slice(frame.reason.as_bytes());
+                    OwnedEvent::Close(frame.code, Utf8Payload::new_unchecked(reason))
+                }
+                Ready::Closed => OwnedEvent::Closed(shared.lock().closed.clone()?),
+                Ready::Request | Ready::Connected | Ready::Rejected => return None,
+            })
+        }
+    }
+}
