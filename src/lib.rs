@@ -95,6 +95,7 @@ pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+mod http;
 pub mod message;
 mod rng;
 mod role;

@@ -6,9 +6,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{Headers, is_field_value, is_token, parse_error, push_header};
 use crate::deflate::{DeflateConfig, DeflateParams, negotiation};
 use crate::error::{HandshakeError, UsageError};
+use crate::http::{Headers, is_field_value, is_token, parse_error, push_header};
 
 /// What a client asks for: the URL's parts, the subprotocols it offers and
 /// any extra request headers.
@@ -146,7 +146,7 @@ impl ClientHandshake {
         out.extend_from_slice(self.host.as_bytes());
         if self.explicit_port {
             out.push(b':');
-            super::push_decimal(out, usize::from(self.port));
+            crate::http::push_decimal(out, usize::from(self.port));
         }
         out.extend_from_slice(
             b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
@@ -198,7 +198,7 @@ impl ClientHandshake {
             return Err(HandshakeError::Connection);
         }
         match headers.single("sec-websocket-accept") {
-            Ok(Some(value)) if super::trim(value) == accept => {}
+            Ok(Some(value)) if crate::http::trim(value) == accept => {}
             _ => return Err(HandshakeError::Accept),
         }
         let deflate = negotiation::check_answer(headers.list("sec-websocket-extensions"), deflate)

@@ -7,8 +7,8 @@ use core::ops::Range;
 
 use base64::Engine as _;
 
-use super::{Headers, is_field_value, is_token, parse_error, push_decimal, push_header};
 use crate::error::{HandshakeError, UsageError};
+use crate::http::{Headers, is_field_value, is_token, parse_error, push_decimal, push_header};
 
 /// A client's upgrade request that passed every RFC 6455 check, as shown to
 /// the server application in [`Event::Request`](crate::Event::Request).
@@ -33,8 +33,8 @@ impl Request {
         let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
             return Err(HandshakeError::Malformed);
         };
-        let method = super::offset_in(head, method.as_bytes());
-        let target = super::offset_in(head, target.as_bytes());
+        let method = crate::http::offset_in(head, method.as_bytes());
+        let target = crate::http::offset_in(head, target.as_bytes());
         let headers = Headers::new(head, req.headers);
         let mut request = Self { method, target, key: 0..0, headers };
         if request.method() != "GET" {
@@ -57,18 +57,18 @@ impl Request {
             return Err(HandshakeError::Connection);
         }
         // A body would be bytes of unknown meaning in front of the frames.
-        let has_body =
-            h.all("transfer-encoding").next().is_some() || h.all("content-length").any(|v| super::trim(v) != b"0");
+        let has_body = h.all("transfer-encoding").next().is_some()
+            || h.all("content-length").any(|v| crate::http::trim(v) != b"0");
         if has_body {
             return Err(HandshakeError::Body);
         }
         match h.single("sec-websocket-version") {
-            Ok(Some(v)) if super::trim(v) == b"13" => {}
+            Ok(Some(v)) if crate::http::trim(v) == b"13" => {}
             Ok(Some(_)) => return Err(HandshakeError::UnsupportedVersion),
             _ => return Err(HandshakeError::MissingVersion),
         }
         let key = match h.single("sec-websocket-key") {
-            Ok(Some(k)) => super::trim(k),
+            Ok(Some(k)) => crate::http::trim(k),
             _ => return Err(HandshakeError::Key),
         };
         let mut decoded = [0u8; 18];
