@@ -179,9 +179,12 @@ pub enum HandshakeError {
     TooLarge,
     /// More header fields than [`Config::max_headers`](crate::Config::max_headers).
     TooManyHeaders,
-    /// The request method was not GET.
+    /// The request method was not GET (answered with 405 and `Allow: GET`).
     MethodNotAllowed,
-    /// The request or response was not HTTP/1.1.
+    /// The request was HTTP/1.0, which has no protocol upgrade (RFC 6455
+    /// §4.1 asks for HTTP/1.1): answered with 400, not 505, which RFC 9110
+    /// §15.6.6 keeps for an unsupported *major* version. On a client, the
+    /// response's HTTP version differs from the request's.
     HttpVersion,
     /// The request target was not an origin-form path.
     InvalidTarget,
@@ -195,7 +198,9 @@ pub enum HandshakeError {
     Key,
     /// `Sec-WebSocket-Version` missing or repeated.
     MissingVersion,
-    /// `Sec-WebSocket-Version` is not 13 (answered with 426).
+    /// `Sec-WebSocket-Version` is not 13: answered with 426 Upgrade
+    /// Required, which names the protocol and version we speak
+    /// ([`response_headers`](Self::response_headers)).
     UnsupportedVersion,
     /// The request carried a body (`Content-Length` or `Transfer-Encoding`).
     Body,
@@ -219,6 +224,7 @@ impl HandshakeError {
     pub const fn status(&self) -> Option<u16> {
         Some(match self {
             Self::Malformed
+            | Self::HttpVersion
             | Self::InvalidTarget
             | Self::Host
             | Self::Upgrade
@@ -228,11 +234,40 @@ impl HandshakeError {
             | Self::Body => 400,
             Self::TooLarge | Self::TooManyHeaders => 431,
             Self::MethodNotAllowed => 405,
-            Self::HttpVersion => 505,
             Self::UnsupportedVersion => 426,
             Self::Rejected(status) => *status,
             Self::Status(_) | Self::Accept | Self::Protocol | Self::Extension | Self::Incomplete => return None,
         })
+    }
+
+    /// The header fields an error response with [`status`](Self::status)
+    /// must carry besides the usual ones: for 426 the protocol to upgrade to
+    /// (RFC 9110 §15.5.22), the `upgrade` connection option that goes with
+    /// it (§7.8) and the WebSocket version we speak (RFC 6455 §4.4); for 405
+    /// the allowed method (§15.5.6). Empty for every other error.
+    ///
+    /// The built-in handshake sends them itself; a server whose HTTP stack
+    /// parsed the request adds them to its own error response:
+    ///
+    /// ```
+    /// use wscore::HandshakeError;
+    ///
+    /// let error = HandshakeError::UnsupportedVersion;
+    /// assert_eq!(error.status(), Some(426));
+    /// assert_eq!(
+    ///     error.response_headers(),
+    ///     [("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
+    /// );
+    /// assert!(HandshakeError::Key.response_headers().is_empty());
+    /// ```
+    pub const fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::UnsupportedVersion => {
+                &[("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
+            }
+            Self::MethodNotAllowed => &[("Allow", "GET")],
+            _ => &[],
+        }
     }
 }
 
@@ -243,7 +278,7 @@ impl fmt::Display for HandshakeError {
             Self::TooLarge => f.write_str("handshake too large"),
             Self::TooManyHeaders => f.write_str("too many header fields"),
             Self::MethodNotAllowed => f.write_str("method must be GET"),
-            Self::HttpVersion => f.write_str("HTTP/1.1 required"),
+            Self::HttpVersion => f.write_str("WebSocket upgrade needs HTTP/1.1"),
             Self::InvalidTarget => f.write_str("request target must be a path"),
             Self::Host => f.write_str("exactly one Host header required"),
             Self::Upgrade => f.write_str("Upgrade header must be \"websocket\""),

@@ -929,7 +929,7 @@ fn handshake_server_reject_sends_response_then_closes() {
 fn handshake_server_bad_requests_get_their_status() {
     let cases: &[(&str, &str, HandshakeError, &str)] = &[
         ("GET /chat", "POST /chat", HandshakeError::MethodNotAllowed, "HTTP/1.1 405 Method Not Allowed"),
-        ("HTTP/1.1\r\n", "HTTP/1.0\r\n", HandshakeError::HttpVersion, "HTTP/1.1 505 HTTP Version Not Supported"),
+        ("HTTP/1.1\r\n", "HTTP/1.0\r\n", HandshakeError::HttpVersion, "HTTP/1.1 400 Bad Request"),
         ("Host: server.example.com\r\n", "", HandshakeError::Host, "HTTP/1.1 400 Bad Request"),
         ("Upgrade: websocket\r\n", "", HandshakeError::Upgrade, "HTTP/1.1 400 Bad Request"),
         ("Connection: Upgrade\r\n", "", HandshakeError::Connection, "HTTP/1.1 400 Bad Request"),
@@ -949,9 +949,14 @@ fn handshake_server_bad_requests_get_their_status() {
         assert_eq!(feed(&mut conn, request.as_bytes()), [closed_failed(1006, *error)], "{request}");
         let (status, fields, _) = parse_http(&output(&mut conn));
         assert_eq!(status, *status_line, "{request}");
-        assert_eq!(field(&fields, "Connection"), Some("close"));
+        // A 426 names the protocol to upgrade to, with the `upgrade` option
+        // that Upgrade requires (RFC 9110 §7.8), and still closes.
+        let upgrade_required = *error == HandshakeError::UnsupportedVersion;
+        let connection = if upgrade_required { "close, upgrade" } else { "close" };
+        assert_eq!(field(&fields, "Connection"), Some(connection), "{request}");
+        assert_eq!(field(&fields, "Upgrade"), upgrade_required.then_some("websocket"), "{request}");
         let version = field(&fields, "Sec-WebSocket-Version");
-        assert_eq!(version, (*error == HandshakeError::UnsupportedVersion).then_some("13"), "{request}");
+        assert_eq!(version, upgrade_required.then_some("13"), "{request}");
         assert!(conn.is_finished());
     }
 }

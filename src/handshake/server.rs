@@ -249,15 +249,29 @@ fn check_headers(headers: &[(&str, &str)]) -> Result<(), UsageError> {
 }
 
 /// Writes a complete HTTP error response that closes the connection.
+///
+/// Any connection options in `headers` (a 426's `upgrade`) join `close` in
+/// one `Connection` field rather than a second one: the two fields would mean
+/// the same list (RFC 9110 §5.3), but clients that read only the first would
+/// miss one option. `upgrade` and `close` do not contradict each other: the
+/// first marks `Upgrade` as hop-by-hop and names what to retry with, the
+/// second says the retry needs a new connection, since we close this one
+/// rather than read whatever the client sends after a request we refused.
 pub(crate) fn write_error_response(status: u16, headers: &[(&str, &str)], body: &[u8], out: &mut Vec<u8>) {
+    let is_connection = |name: &str| name.eq_ignore_ascii_case("connection");
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, usize::from(status));
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+    out.extend_from_slice(b"\r\nConnection: close");
+    for (_, options) in headers.iter().filter(|(name, _)| is_connection(name)) {
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(options.as_bytes());
+    }
+    out.extend_from_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
     push_decimal(out, body.len());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    for (name, value) in headers.iter().filter(|(name, _)| !is_connection(name)) {
         push_header(out, name, value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
@@ -265,17 +279,13 @@ pub(crate) fn write_error_response(status: u16, headers: &[(&str, &str)], body: 
 }
 
 /// Writes the response for a request that failed validation: its status,
-/// the reason as the body, and for 426 the version we speak (RFC 6455 §4.4).
+/// the headers it needs ([`HandshakeError::response_headers`]) and the
+/// reason as the body.
 pub(crate) fn write_handshake_error(error: HandshakeError, out: &mut Vec<u8>) {
     let status = error.status().unwrap_or(400);
     let mut body = alloc::string::ToString::to_string(&error);
     body.push('\n');
-    let headers: &[(&str, &str)] = match error {
-        HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
-        HandshakeError::MethodNotAllowed => &[("Allow", "GET")],
-        _ => &[],
-    };
-    write_error_response(status, headers, body.as_bytes(), out);
+    write_error_response(status, error.response_headers(), body.as_bytes(), out);
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -375,14 +385,40 @@ mod tests {
         assert!(parse(&req).is_ok());
     }
 
+    /// Splits a response into status line, header fields and body.
+    fn split(out: &[u8]) -> (&str, Vec<(&str, &str)>, &str) {
+        let text = core::str::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap();
+        let fields = lines.map(|l| l.split_once(": ").unwrap()).collect();
+        (status, fields, body)
+    }
+
     #[test]
     fn error_responses_are_complete_http() {
         let mut out = Vec::new();
         write_handshake_error(HandshakeError::UnsupportedVersion, &mut out);
-        let text = core::str::from_utf8(&out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
-        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&alloc::format!("Content-Length: {}", body.len())));
+        let (status, fields, body) = split(&out);
+        assert_eq!(status, "HTTP/1.1 426 Upgrade Required");
+        // One Connection field with both options, and Upgrade to go with it.
+        assert_eq!(fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case("connection")).count(), 1);
+        assert!(fields.contains(&("Connection", "close, upgrade")), "{fields:?}");
+        assert!(fields.contains(&("Upgrade", "websocket")), "{fields:?}");
+        assert!(fields.contains(&("Sec-WebSocket-Version", "13")), "{fields:?}");
+        assert!(fields.contains(&("Content-Length", alloc::format!("{}", body.len()).as_str())));
+
+        out.clear();
+        write_handshake_error(HandshakeError::HttpVersion, &mut out);
+        let (status, fields, body) = split(&out);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request");
+        assert!(fields.contains(&("Connection", "close")), "{fields:?}");
+        assert_eq!(body, "WebSocket upgrade needs HTTP/1.1\n");
+
+        out.clear();
+        write_handshake_error(HandshakeError::MethodNotAllowed, &mut out);
+        let (status, fields, _) = split(&out);
+        assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+        assert!(fields.contains(&("Allow", "GET")), "{fields:?}");
     }
 }
