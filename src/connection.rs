@@ -733,13 +733,13 @@ impl Connection {
         let Some(request) = s.request.as_deref().filter(|_| s.phase == Phase::AwaitingAccept) else {
             return Err(UsageError::NoPendingRequest.into());
         };
-        let deflate = s.config.deflate.as_ref().and_then(|config| {
-            Some((crate::deflate::negotiation::server_answer(request.extensions(), config)?, config))
-        });
-        accept.write_response(request, deflate.as_ref().map(|((_, answer), _)| answer.as_str()), &mut s.out.buf)?;
+        let answer = accept.write_response(request, s.config.deflate.as_ref(), &mut s.out.buf)?;
         s.out.release_on_drain = true;
-        s.deflate = deflate.map(|((params, _), config)| Box::new(Deflate::new(params, Role::Server, config)));
-        s.protocol = accept.protocol.map(Into::into);
+        s.deflate = answer
+            .deflate()
+            .zip(s.config.deflate.as_ref())
+            .map(|(params, config)| Box::new(Deflate::new(*params, Role::Server, config)));
+        s.protocol = answer.protocol().map(Into::into);
         s.request = None;
         s.phase = Phase::Open;
         s.timers.handshake_deadline = None;

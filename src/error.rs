@@ -181,6 +181,10 @@ pub enum HandshakeError {
     TooManyHeaders,
     /// The request method was not GET (answered with 405 and `Allow: GET`).
     MethodNotAllowed,
+    /// An HTTP/2 request was not an extended CONNECT for WebSocket (RFC 8441
+    /// §4): its method was not CONNECT, or `:protocol` was missing or not
+    /// `websocket`.
+    ExtendedConnect,
     /// The request was HTTP/1.0, which has no protocol upgrade (RFC 6455
     /// §4.1 asks for HTTP/1.1): answered with 400, not 505, which RFC 9110
     /// §15.6.6 keeps for an unsupported *major* version. On a client, the
@@ -202,6 +206,10 @@ pub enum HandshakeError {
     /// Required, which names the protocol and version we speak
     /// ([`response_headers`](Self::response_headers)).
     UnsupportedVersion,
+    /// `Sec-WebSocket-Version` is not 13 on an HTTP/2 request: answered with
+    /// 400 and `Sec-WebSocket-Version: 13` (RFC 6455 §4.4), since a 426
+    /// would have to carry `Upgrade`, which HTTP/2 forbids (RFC 9113 §8.2.2).
+    UnsupportedVersionHttp2,
     /// The request carried a body (`Content-Length` or `Transfer-Encoding`).
     Body,
     /// The server application rejected the request with this status.
@@ -224,6 +232,7 @@ impl HandshakeError {
     pub const fn status(&self) -> Option<u16> {
         Some(match self {
             Self::Malformed
+            | Self::ExtendedConnect
             | Self::HttpVersion
             | Self::InvalidTarget
             | Self::Host
@@ -231,6 +240,7 @@ impl HandshakeError {
             | Self::Connection
             | Self::Key
             | Self::MissingVersion
+            | Self::UnsupportedVersionHttp2
             | Self::Body => 400,
             Self::TooLarge | Self::TooManyHeaders => 431,
             Self::MethodNotAllowed => 405,
@@ -243,8 +253,9 @@ impl HandshakeError {
     /// The header fields an error response with [`status`](Self::status)
     /// must carry besides the usual ones: for 426 the protocol to upgrade to
     /// (RFC 9110 §15.5.22), the `upgrade` connection option that goes with
-    /// it (§7.8) and the WebSocket version we speak (RFC 6455 §4.4); for 405
-    /// the allowed method (§15.5.6). Empty for every other error.
+    /// it (§7.8) and the WebSocket version we speak (RFC 6455 §4.4); that
+    /// version alone for the HTTP/2 version error; for 405 the allowed method
+    /// (§15.5.6). Empty for every other error.
     ///
     /// The built-in handshake sends them itself; a server whose HTTP stack
     /// parsed the request adds them to its own error response:
@@ -265,6 +276,7 @@ impl HandshakeError {
             Self::UnsupportedVersion => {
                 &[("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
             }
+            Self::UnsupportedVersionHttp2 => &[("Sec-WebSocket-Version", "13")],
             Self::MethodNotAllowed => &[("Allow", "GET")],
             _ => &[],
         }
@@ -278,6 +290,7 @@ impl fmt::Display for HandshakeError {
             Self::TooLarge => f.write_str("handshake too large"),
             Self::TooManyHeaders => f.write_str("too many header fields"),
             Self::MethodNotAllowed => f.write_str("method must be GET"),
+            Self::ExtendedConnect => f.write_str("HTTP/2 WebSocket request must be CONNECT with :protocol websocket"),
             Self::HttpVersion => f.write_str("WebSocket upgrade needs HTTP/1.1"),
             Self::InvalidTarget => f.write_str("request target must be a path"),
             Self::Host => f.write_str("exactly one Host header required"),
@@ -285,7 +298,7 @@ impl fmt::Display for HandshakeError {
             Self::Connection => f.write_str("Connection header must contain \"upgrade\""),
             Self::Key => f.write_str("Sec-WebSocket-Key must be 16 bytes in base64, sent once"),
             Self::MissingVersion => f.write_str("Sec-WebSocket-Version required, once"),
-            Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
+            Self::UnsupportedVersion | Self::UnsupportedVersionHttp2 => f.write_str("Sec-WebSocket-Version must be 13"),
             Self::Body => f.write_str("upgrade request must not have a body"),
             Self::Rejected(status) => write!(f, "rejected by the application with status {status}"),
             Self::Status(status) => write!(f, "server answered status {status} instead of 101"),

@@ -9,11 +9,14 @@ use core::ops::Range;
 
 use crate::error::HandshakeError;
 
-/// The header fields of a parsed head, owned: one copy of the raw bytes and
-/// the positions of each name and value in it.
+/// The header fields of a head, owned: one buffer holding either the raw
+/// head as received or the parts another HTTP stack parsed, and the
+/// positions of each name and value in it.
 #[derive(Clone)]
 pub(crate) struct Headers {
-    raw: Box<[u8]>,
+    buf: Box<[u8]>,
+    /// Whether `buf` is a head as received, which [`raw`](Self::raw) shows.
+    is_raw: bool,
     fields: Vec<(Range<u32>, Range<u32>)>,
 }
 
@@ -22,28 +25,30 @@ impl Headers {
     /// borrow from `raw`) sit in it.
     pub(crate) fn new(raw: &[u8], headers: &[httparse::Header<'_>]) -> Self {
         Self {
-            raw: raw.into(),
+            buf: raw.into(),
+            is_raw: true,
             fields: headers.iter().map(|h| (offset_in(raw, h.name.as_bytes()), offset_in(raw, h.value))).collect(),
         }
     }
 
     /// Position of a slice that borrows from the raw head.
     pub(crate) fn range_of(&self, s: &[u8]) -> Range<u32> {
-        offset_in(&self.raw, s)
+        offset_in(&self.buf, s)
     }
 
     pub(crate) fn slice(&self, r: &Range<u32>) -> &[u8] {
-        self.raw.get(r.start as usize..r.end as usize).unwrap_or_default()
+        self.buf.get(r.start as usize..r.end as usize).unwrap_or_default()
     }
 
+    /// The head as received; empty if it was given as parts.
     pub(crate) fn raw(&self) -> &[u8] {
-        &self.raw
+        if self.is_raw { &self.buf } else { &[] }
     }
 
     /// Every field as (name, value), in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
         self.fields.iter().map(|(n, v)| {
-            // httparse only accepts token characters in names, so this holds.
+            // Names are tokens (httparse or `PartsBuilder::field` checked), so ASCII.
             let name = core::str::from_utf8(self.slice(n)).unwrap_or("");
             (name, self.slice(v))
         })
@@ -77,6 +82,53 @@ impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter().map(|(n, v)| (n, alloc::string::String::from_utf8_lossy(v)))).finish()
     }
+}
+
+/// Collects a head that another HTTP stack parsed, part by part, into the
+/// one buffer of a [`Headers`], checking each part against the grammar
+/// httparse enforces on a received head, so both kinds of head pass the
+/// same rules.
+#[derive(Default)]
+pub(crate) struct PartsBuilder {
+    buf: Vec<u8>,
+    fields: Vec<(Range<u32>, Range<u32>)>,
+}
+
+impl PartsBuilder {
+    /// Stores a part that is not a header field (a method, a target) and
+    /// returns where it is.
+    pub(crate) fn part(&mut self, bytes: &[u8]) -> Range<u32> {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(bytes);
+        start..self.buf.len() as u32
+    }
+
+    /// Stores a header field: a token name and a value without control
+    /// characters other than tab, trimmed as httparse trims it.
+    pub(crate) fn field(&mut self, name: &str, value: &[u8]) -> Result<(), HandshakeError> {
+        if !is_token(name) || !is_field_value(value) {
+            return Err(HandshakeError::Malformed);
+        }
+        let name = self.part(name.as_bytes());
+        let value = self.part(trim(value));
+        self.fields.push((name, value));
+        Ok(())
+    }
+
+    /// The collected fields. Positions are `u32`, like a received head's,
+    /// so more than 4 GiB of parts is refused rather than misplaced.
+    pub(crate) fn finish(self) -> Result<Headers, HandshakeError> {
+        if u32::try_from(self.buf.len()).is_err() {
+            return Err(HandshakeError::TooLarge);
+        }
+        Ok(Headers { buf: self.buf.into_boxed_slice(), is_raw: false, fields: self.fields })
+    }
+}
+
+/// Whether `s` may be a request target as httparse reads one: visible ASCII
+/// or bytes of UTF-8, no spaces or control characters.
+pub(crate) fn is_target(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b > b' ' && b != 0x7F)
 }
 
 /// The position of `part` inside `whole`, which it borrows from.
@@ -120,8 +172,8 @@ pub(crate) fn is_token(s: &str) -> bool {
 
 /// Whether `s` may be sent as a header field value: no control characters
 /// other than tab, so no CR or LF to split the head.
-pub(crate) fn is_field_value(s: &str) -> bool {
-    s.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7F))
+pub(crate) fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7F))
 }
 
 /// Maps an httparse error to ours.
@@ -176,11 +228,36 @@ mod tests {
     }
 
     #[test]
+    fn parts_match_a_parsed_head() {
+        let raw = b"Host: a\r\nX-List:  b, c \r\n\r\n";
+        let mut storage = [httparse::EMPTY_HEADER; 4];
+        let httparse::Status::Complete((_, parsed)) = httparse::parse_headers(raw, &mut storage).unwrap() else {
+            unreachable!("complete")
+        };
+        let parsed = Headers::new(raw, parsed);
+        let mut b = PartsBuilder::default();
+        let target = b.part(b"/x");
+        b.field("Host", b"a").unwrap();
+        b.field("X-List", b"  b, c ").unwrap();
+        let parts = b.finish().unwrap();
+        assert_eq!(parts.slice(&target), b"/x");
+        assert!(parts.iter().eq(parsed.iter()), "{parts:?} vs {parsed:?}");
+        assert_eq!((parsed.raw(), parts.raw()), (&raw[..], &b""[..]));
+
+        let mut b = PartsBuilder::default();
+        assert_eq!(b.field(":authority", b"a"), Err(HandshakeError::Malformed));
+        assert_eq!(b.field("X", b"a\r\nY: b"), Err(HandshakeError::Malformed));
+        assert_eq!(b.field("", b""), Err(HandshakeError::Malformed));
+    }
+
+    #[test]
     fn tokens_and_values() {
         assert!(is_token("chat.v2"));
         assert!(!is_token("a b") && !is_token("") && !is_token("a,b"));
-        assert!(is_field_value("x\ty z"));
-        assert!(!is_field_value("a\r\nInjected: 1"));
+        assert!(is_field_value(b"x\ty z \xC3\xA9"));
+        assert!(!is_field_value(b"a\r\nInjected: 1") && !is_field_value(b"a\0"));
+        assert!(is_target("/caf\u{e9}?a=1") && is_target("*"));
+        assert!(!is_target("") && !is_target("/a b") && !is_target("/a\t") && !is_target("/\x7F"));
         assert_eq!(trim(b" \t a b \t"), b"a b");
         let mut out = Vec::new();
         push_decimal(&mut out, 0);

@@ -44,7 +44,7 @@ impl ClientHandshake {
             "wss" => true,
             _ => return Err(bad),
         };
-        if url.contains('#') || !is_field_value(url) || url.contains(' ') {
+        if url.contains('#') || !is_field_value(url.as_bytes()) || url.contains(' ') {
             return Err(bad);
         }
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -104,7 +104,7 @@ impl ClientHandshake {
 
     /// Adds a request header, such as `Origin`, `Authorization` or `Cookie`.
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, UsageError> {
-        if !is_token(name) || !is_field_value(value) {
+        if !is_token(name) || !is_field_value(value.as_bytes()) {
             return Err(UsageError::InvalidHeader);
         }
         self.headers.push((name.to_string(), value.to_string()));

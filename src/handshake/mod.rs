@@ -14,7 +14,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, Response};
-pub use server::{Accept, Reject, Request};
+pub use server::{Accept, Answer, Reject, Request};
 
 /// The GUID that RFC 6455 §1.3 appends to the key before hashing.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -36,6 +36,36 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
     let written = base64::engine::general_purpose::STANDARD.encode_slice(digest, &mut out).unwrap_or(0);
     debug_assert_eq!(written, 28);
     out
+}
+
+/// The HTTP version a handshake travels over, for requests and responses
+/// that another HTTP stack parsed ([`Request::from_parts`]).
+///
+/// ```
+/// use wscore::HttpVersion;
+///
+/// // How a hyper or `http` crate version maps to it.
+/// fn version(v: &str) -> Option<HttpVersion> {
+///     match v {
+///         "HTTP/1.0" => Some(HttpVersion::Http10),
+///         "HTTP/1.1" => Some(HttpVersion::Http11),
+///         "HTTP/2.0" => Some(HttpVersion::Http2),
+///         _ => None,
+///     }
+/// }
+/// assert_eq!(version("HTTP/2.0"), Some(HttpVersion::Http2));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/1.0, which has no protocol upgrade: a request is refused with
+    /// [`HandshakeError::HttpVersion`](crate::HandshakeError::HttpVersion).
+    Http10,
+    /// HTTP/1.1: a GET with `Upgrade: websocket`, answered with 101 (RFC 6455 §4).
+    Http11,
+    /// HTTP/2: an extended CONNECT with `:protocol` `websocket`, answered
+    /// with 200 (RFC 8441 §4–5).
+    Http2,
 }
 
 /// Finds the end of an HTTP head (`\r\n\r\n`) in a buffer that grows, looking
