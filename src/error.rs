@@ -214,7 +214,8 @@ pub enum HandshakeError {
     Body,
     /// The server application rejected the request with this status.
     Rejected(u16),
-    /// The server answered with this status instead of 101.
+    /// The server answered with this status instead of accepting: not 101
+    /// over HTTP/1.1, not 2xx over HTTP/2.
     Status(u16),
     /// `Sec-WebSocket-Accept` missing or not derived from our key.
     Accept,
@@ -301,7 +302,7 @@ impl fmt::Display for HandshakeError {
             Self::UnsupportedVersion | Self::UnsupportedVersionHttp2 => f.write_str("Sec-WebSocket-Version must be 13"),
             Self::Body => f.write_str("upgrade request must not have a body"),
             Self::Rejected(status) => write!(f, "rejected by the application with status {status}"),
-            Self::Status(status) => write!(f, "server answered status {status} instead of 101"),
+            Self::Status(status) => write!(f, "server answered status {status} instead of accepting the upgrade"),
             Self::Accept => f.write_str("Sec-WebSocket-Accept missing or wrong"),
             Self::Protocol => f.write_str("server chose a subprotocol that was not offered"),
             Self::Extension => f.write_str("server chose an extension that was not offered"),

@@ -108,6 +108,6 @@ pub use config::Config;
 pub use connection::{Chunk, Closed, Connection, Event, EventKind, State, Stats};
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 pub use frame::CloseFrame;
-pub use handshake::{Accept, Answer, ClientHandshake, HttpVersion, Reject, Request, Response};
+pub use handshake::{Accept, Answer, ClientHandshake, ClientRequest, HttpVersion, Reject, Request, Response};
 pub use message::{Message, MessageBuf, MessageKind};
 pub use role::Role;

@@ -13,7 +13,7 @@ pub mod server;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-pub use client::{ClientHandshake, Response};
+pub use client::{ClientHandshake, ClientRequest, Response};
 pub use server::{Accept, Answer, Reject, Request};
 
 /// The GUID that RFC 6455 §1.3 appends to the key before hashing.
