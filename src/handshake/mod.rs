@@ -1,11 +1,85 @@
-//! The opening handshake (RFC 6455 §4): the HTTP/1.1 upgrade request and
-//! response, the accept key, and subprotocol negotiation.
+//! The opening handshake (RFC 6455 §4; RFC 8441 over HTTP/2): the upgrade
+//! request and its answer, the accept key, and the negotiation of
+//! subprotocols and permessage-deflate.
 //!
-//! [`server`] validates requests and writes responses, [`client`] builds
-//! requests from a URL and validates responses. Both parse with `httparse`
-//! only once the whole head has arrived: a scanner looks for the blank
-//! line incrementally, so a head trickled in byte by byte costs linear time
-//! (tungstenite's CVE-2023-43669 re-parsed the whole buffer on every read).
+//! There are two ways in, with one set of rules:
+//!
+//! * The built-in HTTP/1.1 handshake of [`Connection::server`] and
+//!   [`Connection::client`] reads and writes the heads itself. It parses
+//!   with `httparse` only once the whole head has arrived: a scanner looks
+//!   for the blank line incrementally, so a head trickled in byte by byte
+//!   costs linear time (tungstenite's CVE-2023-43669 re-parsed the whole
+//!   buffer on every read).
+//! * A server or client whose HTTP stack (hyper, axum, an HTTP/2 server)
+//!   parses the messages hands over their parts: [`Request::from_parts`]
+//!   and [`Accept::answer`] on a server, [`ClientHandshake::http11_request`]
+//!   or [`ClientHandshake::http2_request`] and
+//!   [`ClientRequest::check_response`] on a client, then
+//!   [`Connection::frames_only`] or [`Connection::frames_only_with_deflate`]
+//!   on the upgraded stream.
+//!
+//! Both ways reach the same checks and build their messages from the same
+//! field lists, so a broken request gets the same [`HandshakeError`] and
+//! status either way, and compression is negotiated identically.
+//!
+//! A server behind another HTTP stack, the whole exchange:
+//!
+//! ```
+//! use wscore::deflate::DeflateConfig;
+//! use wscore::{Accept, Config, Connection, HttpVersion, Request, Role};
+//!
+//! /// Status, header fields and body to answer with, and the connection to
+//! /// run on the upgraded stream if the handshake succeeded.
+//! fn upgrade(
+//!     version: HttpVersion,
+//!     method: &str,
+//!     protocol: Option<&str>,
+//!     path: &str,
+//!     headers: &[(&str, &str)],
+//! ) -> Result<(u16, Vec<(String, String)>, String, Option<Connection>), wscore::Error> {
+//!     let request = match Request::from_parts(method, version, protocol, path, headers.iter().copied()) {
+//!         Ok(request) => request,
+//!         Err(e) => {
+//!             let fields = e.response_headers().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+//!             return Ok((e.status().unwrap_or(400), fields, e.to_string(), None));
+//!         }
+//!     };
+//!     let chat = request.protocols().any(|p| p == "chat");
+//!     let accept = if chat { Accept::new().protocol("chat") } else { Accept::new() };
+//!     let answer = accept.answer(&request, Some(&DeflateConfig::default()))?;
+//!     let fields = answer.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+//!     let now = core::time::Duration::ZERO;
+//!     let conn = match answer.deflate() {
+//!         Some(params) => Connection::frames_only_with_deflate(Role::Server, Config::default(), *params, now)?,
+//!         None => Connection::frames_only(Role::Server, Config::default(), now)?,
+//!     };
+//!     Ok((answer.status(), fields, String::new(), Some(conn)))
+//! }
+//!
+//! // An RFC 8441 extended CONNECT, as an HTTP/2 server parsed it.
+//! let h2 = [("sec-websocket-version", "13"), ("sec-websocket-extensions", "permessage-deflate")];
+//! let (status, fields, _, conn) = upgrade(HttpVersion::Http2, "CONNECT", Some("websocket"), "/chat", &h2)?;
+//! assert_eq!((status, fields.len(), conn.is_some()), (200, 1, true));
+//!
+//! // A request with the wrong WebSocket version gets a complete 426.
+//! let old = [
+//!     ("host", "example.com"),
+//!     ("upgrade", "websocket"),
+//!     ("connection", "upgrade"),
+//!     ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+//!     ("sec-websocket-version", "8"),
+//! ];
+//! let (status, fields, body, conn) = upgrade(HttpVersion::Http11, "GET", None, "/chat", &old)?;
+//! assert_eq!((status, body.as_str(), conn.is_none()), (426, "Sec-WebSocket-Version must be 13", true));
+//! assert!(fields.contains(&("Upgrade".into(), "websocket".into())));
+//! # Ok::<(), wscore::Error>(())
+//! ```
+//!
+//! [`Connection::server`]: crate::Connection::server
+//! [`Connection::client`]: crate::Connection::client
+//! [`Connection::frames_only`]: crate::Connection::frames_only
+//! [`Connection::frames_only_with_deflate`]: crate::Connection::frames_only_with_deflate
+//! [`HandshakeError`]: crate::HandshakeError
 
 pub mod client;
 pub mod server;
