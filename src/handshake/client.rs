@@ -333,9 +333,9 @@ impl ClientHandshake {
 pub struct ClientRequest {
     handshake: ClientHandshake,
     version: HttpVersion,
-    /// `Sec-WebSocket-Key`, for HTTP/1.1 only.
-    key: Option<[u8; 24]>,
-    accept: [u8; 28],
+    /// `Sec-WebSocket-Key` and the `Sec-WebSocket-Accept` it asks for, for
+    /// HTTP/1.1 only.
+    key: Option<([u8; 24], [u8; 28])>,
     /// The offered subprotocols, joined for `Sec-WebSocket-Protocol`.
     protocols: String,
     offer: Option<String>,
@@ -352,8 +352,7 @@ impl ClientRequest {
         Self {
             handshake: handshake.clone(),
             version,
-            accept: key.map(|key| super::accept_key(&key)).unwrap_or_default(),
-            key,
+            key: key.map(|key| (key, super::accept_key(&key))),
             protocols: handshake.protocols.join(", "),
             offer: deflate.map(negotiation::client_offer),
             deflate: deflate.cloned(),
@@ -404,7 +403,7 @@ impl ClientRequest {
     /// headers. Names are in their usual case; HTTP/2 stacks lowercase them.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         // Base64 is ASCII.
-        let key = self.key.as_ref().map(|key| core::str::from_utf8(key).unwrap_or_default());
+        let key = self.key.as_ref().map(|(key, _)| core::str::from_utf8(key).unwrap_or_default());
         self.handshake.fields(key, &self.protocols, self.offer.as_deref())
     }
 
@@ -431,7 +430,7 @@ impl ClientRequest {
             parts.field(name.as_ref(), value.as_ref())?;
         }
         let mut response = Response::new(status, version, parts.finish()?);
-        let accept = self.key.is_some().then_some(&self.accept);
+        let accept = self.key.as_ref().map(|(_, accept)| accept);
         self.handshake.check(&mut response, self.version, accept, self.deflate.as_ref())?;
         Ok(response)
     }
