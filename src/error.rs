@@ -179,9 +179,16 @@ pub enum HandshakeError {
     TooLarge,
     /// More header fields than [`Config::max_headers`](crate::Config::max_headers).
     TooManyHeaders,
-    /// The request method was not GET.
+    /// The request method was not GET (answered with 405 and `Allow: GET`).
     MethodNotAllowed,
-    /// The request or response was not HTTP/1.1.
+    /// An HTTP/2 request was not an extended CONNECT for WebSocket (RFC 8441
+    /// §4): its method was not CONNECT, or `:protocol` was missing or not
+    /// `websocket`.
+    ExtendedConnect,
+    /// The request was HTTP/1.0, which has no protocol upgrade (RFC 6455
+    /// §4.1 asks for HTTP/1.1): answered with 400, not 505, which RFC 9110
+    /// §15.6.6 keeps for an unsupported *major* version. On a client, the
+    /// response's HTTP version differs from the request's.
     HttpVersion,
     /// The request target was not an origin-form path.
     InvalidTarget,
@@ -195,13 +202,20 @@ pub enum HandshakeError {
     Key,
     /// `Sec-WebSocket-Version` missing or repeated.
     MissingVersion,
-    /// `Sec-WebSocket-Version` is not 13 (answered with 426).
+    /// `Sec-WebSocket-Version` is not 13: answered with 426 Upgrade
+    /// Required, which names the protocol and version we speak
+    /// ([`response_headers`](Self::response_headers)).
     UnsupportedVersion,
+    /// `Sec-WebSocket-Version` is not 13 on an HTTP/2 request: answered with
+    /// 400 and `Sec-WebSocket-Version: 13` (RFC 6455 §4.4), since a 426
+    /// would have to carry `Upgrade`, which HTTP/2 forbids (RFC 9113 §8.2.2).
+    UnsupportedVersionHttp2,
     /// The request carried a body (`Content-Length` or `Transfer-Encoding`).
     Body,
     /// The server application rejected the request with this status.
     Rejected(u16),
-    /// The server answered with this status instead of 101.
+    /// The server answered with this status instead of accepting: not 101
+    /// over HTTP/1.1, not 2xx over HTTP/2.
     Status(u16),
     /// `Sec-WebSocket-Accept` missing or not derived from our key.
     Accept,
@@ -219,20 +233,54 @@ impl HandshakeError {
     pub const fn status(&self) -> Option<u16> {
         Some(match self {
             Self::Malformed
+            | Self::ExtendedConnect
+            | Self::HttpVersion
             | Self::InvalidTarget
             | Self::Host
             | Self::Upgrade
             | Self::Connection
             | Self::Key
             | Self::MissingVersion
+            | Self::UnsupportedVersionHttp2
             | Self::Body => 400,
             Self::TooLarge | Self::TooManyHeaders => 431,
             Self::MethodNotAllowed => 405,
-            Self::HttpVersion => 505,
             Self::UnsupportedVersion => 426,
             Self::Rejected(status) => *status,
             Self::Status(_) | Self::Accept | Self::Protocol | Self::Extension | Self::Incomplete => return None,
         })
+    }
+
+    /// The header fields an error response with [`status`](Self::status)
+    /// must carry besides the usual ones: for 426 the protocol to upgrade to
+    /// (RFC 9110 §15.5.22), the `upgrade` connection option that goes with
+    /// it (§7.8) and the WebSocket version we speak (RFC 6455 §4.4); that
+    /// version alone for the HTTP/2 version error; for 405 the allowed method
+    /// (§15.5.6). Empty for every other error.
+    ///
+    /// The built-in handshake sends them itself; a server whose HTTP stack
+    /// parsed the request adds them to its own error response:
+    ///
+    /// ```
+    /// use wscore::HandshakeError;
+    ///
+    /// let error = HandshakeError::UnsupportedVersion;
+    /// assert_eq!(error.status(), Some(426));
+    /// assert_eq!(
+    ///     error.response_headers(),
+    ///     [("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
+    /// );
+    /// assert!(HandshakeError::Key.response_headers().is_empty());
+    /// ```
+    pub const fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::UnsupportedVersion => {
+                &[("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
+            }
+            Self::UnsupportedVersionHttp2 => &[("Sec-WebSocket-Version", "13")],
+            Self::MethodNotAllowed => &[("Allow", "GET")],
+            _ => &[],
+        }
     }
 }
 
@@ -243,17 +291,18 @@ impl fmt::Display for HandshakeError {
             Self::TooLarge => f.write_str("handshake too large"),
             Self::TooManyHeaders => f.write_str("too many header fields"),
             Self::MethodNotAllowed => f.write_str("method must be GET"),
-            Self::HttpVersion => f.write_str("HTTP/1.1 required"),
+            Self::ExtendedConnect => f.write_str("HTTP/2 WebSocket request must be CONNECT with :protocol websocket"),
+            Self::HttpVersion => f.write_str("WebSocket upgrade needs HTTP/1.1"),
             Self::InvalidTarget => f.write_str("request target must be a path"),
             Self::Host => f.write_str("exactly one Host header required"),
             Self::Upgrade => f.write_str("Upgrade header must be \"websocket\""),
             Self::Connection => f.write_str("Connection header must contain \"upgrade\""),
             Self::Key => f.write_str("Sec-WebSocket-Key must be 16 bytes in base64, sent once"),
             Self::MissingVersion => f.write_str("Sec-WebSocket-Version required, once"),
-            Self::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
+            Self::UnsupportedVersion | Self::UnsupportedVersionHttp2 => f.write_str("Sec-WebSocket-Version must be 13"),
             Self::Body => f.write_str("upgrade request must not have a body"),
             Self::Rejected(status) => write!(f, "rejected by the application with status {status}"),
-            Self::Status(status) => write!(f, "server answered status {status} instead of 101"),
+            Self::Status(status) => write!(f, "server answered status {status} instead of accepting the upgrade"),
             Self::Accept => f.write_str("Sec-WebSocket-Accept missing or wrong"),
             Self::Protocol => f.write_str("server chose a subprotocol that was not offered"),
             Self::Extension => f.write_str("server chose an extension that was not offered"),

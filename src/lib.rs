@@ -95,6 +95,7 @@ pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+mod http;
 pub mod message;
 mod rng;
 mod role;
@@ -111,7 +112,7 @@ pub use connection::{OwnedChunk, OwnedEvent, PreparedMessage};
 pub use connection::{RecvHalf, ReuniteError, SendHalf};
 pub use error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 pub use frame::CloseFrame;
-pub use handshake::{Accept, ClientHandshake, Reject, Request, Response};
+pub use handshake::{Accept, Answer, ClientHandshake, ClientRequest, HttpVersion, Reject, Request, Response};
 pub use message::{Message, MessageBuf, MessageKind};
 #[cfg(feature = "bytes")]
 pub use message::{OwnedMessage, Payload, Utf8Payload};

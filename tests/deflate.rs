@@ -27,8 +27,8 @@ use inflate::Inflater;
 use proptest::prelude::*;
 use wscore::deflate::{DeflateConfig, DeflateParams};
 use wscore::{
-    Accept, ClientHandshake, CloseCode, Config, Connection, Error, Event, HandshakeError, MessageKind,
-    ProtocolError, State,
+    Accept, ClientHandshake, CloseCode, Config, Connection, Error, Event, HandshakeError, MessageKind, ProtocolError,
+    State,
 };
 
 const NOW: Duration = Duration::ZERO;

@@ -78,7 +78,14 @@ fn rejected_handshake_reaches_client_as_status() {
         Pair::connect(handshake, Config::default(), Config::default(), |_| Err(Reject::new(403).body(b"no\n")));
     let rejected = Error::Handshake(HandshakeError::Rejected(403));
     assert_eq!(pair.events(Side::Server)[1..], [Ev::failed(rejected)]);
-    assert_eq!(pair.events(Side::Client), [Ev::failed(Error::Handshake(HandshakeError::Status(403)))]);
+    // The client is shown the refusal whole, then closes.
+    assert_eq!(
+        pair.events(Side::Client),
+        [
+            Ev::Rejected { status: 403, retry_after: None, body: b"no\n".to_vec() },
+            Ev::failed(Error::Handshake(HandshakeError::Status(403)))
+        ]
+    );
     assert!(pair.server.sent.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
     assert!(pair.is_finished(Side::Client));
     // The server lingers, half-closed, until the client closes TCP.
@@ -467,7 +474,13 @@ fn handshake_timeout_answers_408() {
     assert!(pair.server.sent.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"), "{:?}", pair.server.sent);
     assert!(pair.is_finished(Side::Server));
     // The client, which has no handshake timeout of its own, sees the 408.
-    assert_eq!(pair.events(Side::Client), [Ev::failed(Error::Handshake(HandshakeError::Status(408)))]);
+    assert_eq!(
+        pair.events(Side::Client),
+        [
+            Ev::Rejected { status: 408, retry_after: None, body: b"handshake timeout\n".to_vec() },
+            Ev::failed(Error::Handshake(HandshakeError::Status(408)))
+        ]
+    );
 }
 
 #[test]

@@ -126,6 +126,7 @@ fn decode_frames(mut bytes: &[u8]) -> Vec<Sent> {
 enum Ev {
     Request { path: String, protocols: Vec<String> },
     Connected { status: u16, protocol: Option<String> },
+    Rejected { status: u16, body: Vec<u8> },
     Text(String),
     Binary(Vec<u8>),
     Chunk(MessageKind, Vec<u8>, bool),
@@ -196,6 +197,7 @@ fn drain(conn: &mut Connection) -> Vec<Ev> {
                 Ev::Request { path: r.path().to_owned(), protocols: r.protocols().map(String::from).collect() }
             }
             Event::Connected(r) => Ev::Connected { status: r.status(), protocol: r.protocol().map(String::from) },
+            Event::Rejected(r) => Ev::Rejected { status: r.status(), body: r.body().to_vec() },
             Event::Message(Message::Text(t)) => Ev::Text(t.to_owned()),
             Event::Message(Message::Binary(b)) => Ev::Binary(b.to_vec()),
             Event::Chunk(c) => Ev::Chunk(c.kind, c.data.to_vec(), c.fin),
@@ -971,7 +973,7 @@ fn handshake_server_reject_sends_response_then_closes() {
 fn handshake_server_bad_requests_get_their_status() {
     let cases: &[(&str, &str, HandshakeError, &str)] = &[
         ("GET /chat", "POST /chat", HandshakeError::MethodNotAllowed, "HTTP/1.1 405 Method Not Allowed"),
-        ("HTTP/1.1\r\n", "HTTP/1.0\r\n", HandshakeError::HttpVersion, "HTTP/1.1 505 HTTP Version Not Supported"),
+        ("HTTP/1.1\r\n", "HTTP/1.0\r\n", HandshakeError::HttpVersion, "HTTP/1.1 400 Bad Request"),
         ("Host: server.example.com\r\n", "", HandshakeError::Host, "HTTP/1.1 400 Bad Request"),
         ("Upgrade: websocket\r\n", "", HandshakeError::Upgrade, "HTTP/1.1 400 Bad Request"),
         ("Connection: Upgrade\r\n", "", HandshakeError::Connection, "HTTP/1.1 400 Bad Request"),
@@ -991,9 +993,14 @@ fn handshake_server_bad_requests_get_their_status() {
         assert_eq!(feed(&mut conn, request.as_bytes()), [closed_failed(1006, *error)], "{request}");
         let (status, fields, _) = parse_http(&output(&mut conn));
         assert_eq!(status, *status_line, "{request}");
-        assert_eq!(field(&fields, "Connection"), Some("close"));
+        // A 426 names the protocol to upgrade to, with the `upgrade` option
+        // that Upgrade requires (RFC 9110 §7.8), and still closes.
+        let upgrade_required = *error == HandshakeError::UnsupportedVersion;
+        let connection = if upgrade_required { "close, upgrade" } else { "close" };
+        assert_eq!(field(&fields, "Connection"), Some(connection), "{request}");
+        assert_eq!(field(&fields, "Upgrade"), upgrade_required.then_some("websocket"), "{request}");
         let version = field(&fields, "Sec-WebSocket-Version");
-        assert_eq!(version, (*error == HandshakeError::UnsupportedVersion).then_some("13"), "{request}");
+        assert_eq!(version, upgrade_required.then_some("13"), "{request}");
         assert!(conn.wants_shutdown() && !conn.is_finished(), "lingers until the client closes");
         conn.handle_eof();
         assert!(conn.is_finished());
@@ -1127,8 +1134,41 @@ fn handshake_client_wrong_accept_fails() {
 fn handshake_client_non_101_status_fails() {
     let (mut conn, _) = client_handshake();
     let response = "HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope";
-    assert_eq!(feed(&mut conn, response.as_bytes()), [closed_failed(1006, HandshakeError::Status(403))]);
+    assert_eq!(
+        feed(&mut conn, response.as_bytes()),
+        [Ev::Rejected { status: 403, body: b"nope".to_vec() }, closed_failed(1006, HandshakeError::Status(403))]
+    );
     assert_eq!(output(&mut conn), b"");
+}
+
+#[test]
+fn handshake_client_refusal_keeps_status_headers_and_body_split_anywhere() {
+    let response = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 11\r\n\r\ntry later\r\n";
+    for cut in 0..=response.len() {
+        let (mut conn, _) = client_handshake();
+        let mut events = feed(&mut conn, &response.as_bytes()[..cut]);
+        events.extend(feed(&mut conn, &response.as_bytes()[cut..]));
+        assert_eq!(
+            events,
+            [
+                Ev::Rejected { status: 429, body: b"try later\r\n".to_vec() },
+                closed_failed(1006, HandshakeError::Status(429))
+            ],
+            "cut {cut}"
+        );
+    }
+    // The headers are kept too; a body cut short by EOF is handed out as it is.
+    let (mut conn, _) = client_handshake();
+    assert_eq!(feed(&mut conn, &response.as_bytes()[..response.len() - 4]), []);
+    conn.handle_eof();
+    match conn.poll_event() {
+        Some(Event::Rejected(r)) => {
+            assert_eq!(r.header("retry-after"), Some(&b"30"[..]));
+            assert_eq!(r.body(), b"try lat");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(events(&mut conn), [closed_failed(1006, HandshakeError::Status(429))]);
 }
 
 #[test]
@@ -1327,8 +1367,7 @@ fn owed_pongs_are_bounded_and_answer_the_latest_ping() {
     assert!(conn.wants_write());
     // The first 15 pings each got a pong, the 16th slot answers the latest.
     let limit = Config::default().max_queued_pongs as u32;
-    let mut expected: Vec<Sent> =
-        (0..limit - 1).map(|i| Sent::new(true, PONG, false, &i.to_be_bytes())).collect();
+    let mut expected: Vec<Sent> = (0..limit - 1).map(|i| Sent::new(true, PONG, false, &i.to_be_bytes())).collect();
     expected.push(Sent::new(true, PONG, false, &999u32.to_be_bytes()));
     expected.push(Sent::new(true, BINARY, false, b"data"));
     assert_eq!(decode_frames(&output(&mut conn)), expected);

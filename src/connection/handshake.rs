@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::deflate::DeflateParams;
 use crate::error::{Error, HandshakeError, Timeout, UsageError};
 use crate::handshake::server::{write_error_response, write_handshake_error};
-use crate::handshake::{Accept, ClientHandshake, HeadScanner, Reject, Request, accept_key};
+use crate::handshake::{Accept, ClientHandshake, HeadScanner, Reject, Request, Response, accept_key};
 use crate::role::Role;
 
 /// What the handshake is waiting for.
@@ -23,6 +23,9 @@ enum Side {
     Server { request: Option<Box<Request>> },
     /// Client: the server's response to our request with this key.
     Client { handshake: ClientHandshake, accept: [u8; 28] },
+    /// Client: the server refused with this response; its body (of this
+    /// many bytes) follows the head.
+    Refused { response: Box<Response>, body: usize },
 }
 
 /// A handshake in progress.
@@ -53,7 +56,7 @@ impl Handshake {
     pub(super) fn request(&self) -> Option<&Request> {
         match &self.side {
             Side::Server { request } => request.as_deref(),
-            Side::Client { .. } => None,
+            Side::Client { .. } | Side::Refused { .. } => None,
         }
     }
 }
@@ -64,6 +67,9 @@ pub(super) fn advance(conn: &mut Connection) -> Option<Ready> {
     if hs.request().is_some() {
         // Waiting for `accept` or `reject`.
         return None;
+    }
+    if let Side::Refused { body, .. } = hs.side {
+        return refused(conn, body);
     }
     let recv = &mut conn.recv;
     let config = &conn.config;
@@ -84,12 +90,28 @@ pub(super) fn advance(conn: &mut Connection) -> Option<Ready> {
             *request = Some(Box::new(r));
             Ready::Request
         }),
-        Side::Client { handshake, accept } => {
-            handshake.check_response(head, accept, config.max_headers, config.deflate.as_ref()).map(|response| {
-                conn.response = Some(Box::new(response));
-                Ready::Connected
-            })
-        }
+        Side::Client { handshake, accept } => match Response::parse(head, config.max_headers) {
+            Err(e) => Err(e),
+            Ok(mut response) => match handshake.check_parsed_response(&mut response, accept, config.deflate.as_ref()) {
+                Ok(()) => {
+                    conn.response = Some(Box::new(response));
+                    Ok(Ready::Connected)
+                }
+                Err(HandshakeError::Status(_)) => {
+                    // Keep the refusal, with its body (up to Content-Length,
+                    // bounded like the head), for the application.
+                    let body = response
+                        .header("content-length")
+                        .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+                        .unwrap_or(0)
+                        .min(config.max_handshake_size);
+                    hs.side = Side::Refused { response: Box::new(response), body };
+                    Ok(Ready::Rejected)
+                }
+                Err(e) => Err(e),
+            },
+        },
+        Side::Refused { .. } => Ok(Ready::Rejected),
     };
     recv.start += len;
     // The handshake's receive buffer is not kept for the connection's life.
@@ -98,6 +120,11 @@ pub(super) fn advance(conn: &mut Connection) -> Option<Ready> {
         recv.rx = Default::default();
     }
     match result {
+        Ok(Ready::Rejected) => {
+            let Some(Side::Refused { body, .. }) = conn.handshake.as_deref().map(|hs| &hs.side) else { return None };
+            let body = *body;
+            refused(conn, body)
+        }
         Ok(Ready::Connected) => {
             conn.handshake = None;
             let response = conn.response.as_deref()?;
@@ -112,6 +139,26 @@ pub(super) fn advance(conn: &mut Connection) -> Option<Ready> {
         Ok(ready) => Some(ready),
         Err(e) => fail(conn, e),
     }
+}
+
+/// The server refused the upgrade: once `body` bytes of its response's body
+/// are in (or the transport ended), the response is handed out in
+/// `Rejected` and the connection fails with its status.
+fn refused(conn: &mut Connection, body: usize) -> Option<Ready> {
+    let recv = &mut conn.recv;
+    let available = recv.end - recv.start;
+    if available < body && !conn.shared.eof {
+        return None;
+    }
+    let take = available.min(body);
+    let bytes = recv.rx[recv.start..recv.start + take].to_vec();
+    recv.start += take;
+    let Some(Side::Refused { mut response, .. }) = conn.handshake.take().map(|hs| hs.side) else { return None };
+    response.set_body(bytes);
+    let status = response.status();
+    conn.response = Some(response);
+    conn.shared.fail(HandshakeError::Status(status).into(), "");
+    Some(Ready::Rejected)
 }
 
 /// Fails the handshake: a server answers with the error's HTTP status and
@@ -134,19 +181,19 @@ pub(super) fn accept(conn: &mut Connection, accept: &Accept<'_>) -> Result<Optio
     let Some(request) = conn.handshake.as_deref().and_then(Handshake::request) else {
         return Err(UsageError::NoPendingRequest.into());
     };
-    let deflate = conn.config.deflate.as_ref().and_then(|config| {
-        crate::deflate::negotiation::server_answer(request.extensions(), config)
-    });
-    let mut result = Ok(());
+    let mut result = Ok((None, None));
+    let deflate = conn.config.deflate.as_ref();
     conn.send.handshake_buf(|buf| {
-        result = accept.write_response(request, deflate.as_ref().map(|(_, answer)| answer.as_str()), buf);
+        result = accept
+            .write_response(request, deflate, buf)
+            .map(|answer| (answer.deflate().copied(), answer.protocol().map(Box::<str>::from)));
     });
-    result?;
-    conn.protocol = accept.protocol.map(Into::into);
+    let (params, protocol) = result?;
+    conn.protocol = protocol;
     conn.handshake = None;
     conn.shared.open = true;
     conn.shared.timers.handshake = None;
-    Ok(deflate.map(|(params, _)| params))
+    Ok(params)
 }
 
 /// Server: answers the pending request with an HTTP error.

@@ -40,7 +40,7 @@ use self::send::Send;
 use self::shared::{Shared, min_opt};
 use crate::close::CloseCode;
 use crate::config::Config;
-use crate::deflate::{Compressor, DeflateParams, Decompressor};
+use crate::deflate::{Compressor, Decompressor, DeflateParams};
 use crate::error::{Error, UsageError};
 use crate::frame::OpCode;
 use crate::handshake::{Accept, ClientHandshake, Reject, Request, Response};

@@ -377,7 +377,11 @@ impl Recv {
             },
         };
         let header = frame.header;
-        let kept = if frame.buffered { frame.header_len + frame.done as usize } else { (frame.done - frame.consumed) as usize };
+        let kept = if frame.buffered {
+            frame.header_len + frame.done as usize
+        } else {
+            (frame.done - frame.consumed) as usize
+        };
         let begin = self.start + kept;
         let remaining = header.payload_len - frame.done;
         let n = (self.end - begin).min(usize::try_from(remaining).unwrap_or(usize::MAX));
@@ -467,7 +471,8 @@ impl Recv {
     /// plain frame has, so the compressed path accepts what the plain path
     /// does and no more.
     fn read_compressed<A: Access>(&mut self, config: &Config, shared: &mut A) -> Step {
-        let (Some(mut frame), Some(mut message), Some(inflater)) = (self.frame, self.message, self.inflater.as_deref_mut())
+        let (Some(mut frame), Some(mut message), Some(inflater)) =
+            (self.frame, self.message, self.inflater.as_deref_mut())
         else {
             return Step::NeedMore;
         };

@@ -432,7 +432,12 @@ impl Send {
     }
 
     /// Sends a whole message.
-    pub(crate) fn send<A: Access>(&mut self, config: &Config, shared: &mut A, message: Message<'_>) -> Result<(), Error> {
+    pub(crate) fn send<A: Access>(
+        &mut self,
+        config: &Config,
+        shared: &mut A,
+        message: Message<'_>,
+    ) -> Result<(), Error> {
         self.check(config, shared)?;
         if self.sending.is_some() {
             return Err(UsageError::MessageInProgress.into());
@@ -513,7 +518,9 @@ impl Send {
             .encoded_len()
             + len;
         match self.out.segs.back_mut() {
-            Some(Seg::Framed(n)) if *n == framed => *self.out.segs.back_mut().unwrap_or(&mut Seg::Framed(0)) = Seg::Close(framed),
+            Some(Seg::Framed(n)) if *n == framed => {
+                *self.out.segs.back_mut().unwrap_or(&mut Seg::Framed(0)) = Seg::Close(framed)
+            }
             Some(Seg::Framed(n)) => {
                 *n -= framed;
                 self.out.segs.push_back(Seg::Close(framed));
@@ -698,7 +705,8 @@ mod owned {
             if self.sending.is_some() {
                 return Err(UsageError::MessageInProgress.into());
             }
-            let header = FrameHeader { fin: true, rsv: 0, opcode: opcode_of(kind), mask: None, payload_len: len as u64 };
+            let header =
+                FrameHeader { fin: true, rsv: 0, opcode: opcode_of(kind), mask: None, payload_len: len as u64 };
             let mut head = [0u8; MAX_HEADER_LEN];
             let head_len = header.encode(&mut head);
             self.out.reserve(head_len);

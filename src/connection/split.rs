@@ -13,11 +13,11 @@ use alloc::sync::Arc;
 use core::time::Duration;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::Connection;
 use super::event::{Closed, Event, EventKind, State};
 use super::recv::{Ready, Recv};
 use super::send::Send;
 use super::shared::{Access, Shared, min_opt};
-use super::Connection;
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::deflate::DeflateParams;

@@ -152,7 +152,7 @@ pub fn negotiate(header_values: &[&str], config: &DeflateConfig) -> Option<(Defl
     let elements = header_values
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(crate::handshake::trim)
+        .map(crate::http::trim)
         .filter(|e| !e.is_empty());
     negotiation::server_answer(elements, config)
 }

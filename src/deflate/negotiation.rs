@@ -11,7 +11,7 @@ use alloc::string::String;
 use core::fmt::Write as _;
 
 use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS};
-use crate::handshake::trim;
+use crate::http::trim;
 
 const NAME: &str = "permessage-deflate";
 

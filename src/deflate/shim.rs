@@ -54,7 +54,8 @@ impl Decompressor {
 
 pub(crate) fn compress_message(data: &[u8], level: u8, bits: u8, out: &mut Vec<u8>) {
     let config = DeflateConfig { level, threshold: 0, server_max_window_bits: Some(bits), ..DeflateConfig::default() };
-    let params = DeflateParams { server_max_window_bits: bits, server_no_context_takeover: true, ..DeflateParams::default() };
+    let params =
+        DeflateParams { server_max_window_bits: bits, server_no_context_takeover: true, ..DeflateParams::default() };
     let mut d = Deflate::new(params, Role::Server, &config);
     out.extend_from_slice(d.compress(data, true));
 }

@@ -61,6 +61,8 @@ pub enum Ev {
     Request { path: String, protocols: Vec<String> },
     /// [`Event::Connected`]: the response status and chosen subprotocol.
     Connected { status: u16, protocol: Option<String> },
+    /// [`Event::Rejected`]: the refusal's status, `Retry-After` and body.
+    Rejected { status: u16, retry_after: Option<String>, body: Vec<u8> },
     /// [`Event::Message`] with [`Message::Text`].
     Text(String),
     /// [`Event::Message`] with [`Message::Binary`].
@@ -103,6 +105,11 @@ impl Ev {
             Event::Connected(response) => {
                 Self::Connected { status: response.status(), protocol: response.protocol().map(str::to_owned) }
             }
+            Event::Rejected(response) => Self::Rejected {
+                status: response.status(),
+                retry_after: response.header("retry-after").map(|v| String::from_utf8_lossy(v).into_owned()),
+                body: response.body().to_vec(),
+            },
             Event::Message(Message::Text(text)) => Self::Text(text.to_owned()),
             Event::Message(Message::Binary(data)) => Self::Binary(data.to_vec()),
             Event::Chunk(chunk) => Self::Chunk { kind: chunk.kind, data: chunk.data.to_vec(), fin: chunk.fin },
