@@ -203,6 +203,7 @@ impl Output {
             put(&self.buf[self.pos..self.pos + self.framed_run()], &mut n);
             return n;
         }
+        #[cfg_attr(not(feature = "bytes"), expect(unused_mut, reason = "only shared segments move it"))]
         let mut pos = self.pos;
         let mut run = 0usize;
         let mut sent = self.front_sent;
@@ -366,6 +367,7 @@ impl Send {
         Ok(())
     }
 
+    #[cfg(feature = "std")]
     pub(crate) fn is_writable<A: Access>(&self, config: &Config, shared: &mut A) -> bool {
         self.check(config, shared).is_ok()
     }
