@@ -293,3 +293,99 @@ fn read_refuses_chunks_in_streaming_mode() {
     ws.finish().unwrap();
     server.join().unwrap();
 }
+
+/// Masks `payload` as a client frame with `first` as its first byte.
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [1, 2, 3, 4];
+    let mut out = vec![first, 0x80 | 127];
+    out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Review defect 4: a server that fails the connection while the peer is
+/// still sending must not close the socket with input unread, or the
+/// peer's kernel answers with a reset and the peer never reads our close
+/// frame (nor data sent before it). A raw client sends a valid 8 MiB
+/// message, then starts a 96 MiB frame (over the 16 MiB limit) and keeps
+/// writing it while it reads: it must get the whole echo, the 1009 close
+/// frame, and then an orderly end of stream, not a reset.
+#[test]
+fn defect4_a_failing_server_lingers_so_a_peer_mid_frame_reads_its_close_code() {
+    let (url, handle) =
+        server(|stream| echo(blocking::accept_with(stream, server_config(), |_| Ok(Accept::new())).unwrap()));
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+
+    let data: Vec<u8> = (0..8 << 20).map(|i: usize| (i * 13 + i / 4093) as u8).collect();
+    let mut writer = stream.try_clone().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let (data, stop) = (data.clone(), stop.clone());
+        thread::spawn(move || {
+            writer.write_all(&masked(0x82, &data))?;
+            // A 96 MiB frame, written until the reader has seen the end.
+            let mut header = masked(0x82, &[]);
+            header[2..10].copy_from_slice(&(96u64 << 20).to_be_bytes());
+            writer.write_all(&header)?;
+            let piece = vec![0x55; 64 << 10];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writer.write_all(&piece)?;
+            }
+            writer.shutdown(std::net::Shutdown::Write)
+        })
+    };
+
+    let mut received = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    // A slow reader, so that the server's socket still holds unsent echo
+    // and our close frame when the server fails: closing the socket then
+    // would discard them and send a reset.
+    let end = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(end.is_ok(), "the stream ended with {end:?} after {} bytes, not with EOF", received.len());
+    // The echo, whole (in frames of at most 1 MiB), then our close frame
+    // with 1009, and nothing after it.
+    let mut frames = Vec::new();
+    let mut rest = &received[..];
+    while !rest.is_empty() {
+        let (header, len) = wscore::frame::FrameHeader::decode(rest).unwrap().expect("whole frames");
+        let end = len + header.payload_len as usize;
+        assert!(rest.len() >= end, "the stream ended inside a frame after {} bytes: data was lost", received.len());
+        frames.push((header.opcode, header.fin, rest[len..end].to_vec()));
+        rest = &rest[end..];
+    }
+    let (close, echo) = frames.split_last().unwrap();
+    let echoed: Vec<u8> = echo.iter().flat_map(|(_, _, p)| p.clone()).collect();
+    assert!(echoed == data, "the echo arrived whole ({} of {} bytes)", echoed.len(), data.len());
+    assert!(echo.last().unwrap().1, "the echo's last frame is final");
+    assert_eq!(close.0, wscore::frame::OpCode::Close);
+    assert_eq!(u16::from_be_bytes([close.2[0], close.2[1]]), 1009);
+    let _ = writing.join().unwrap();
+    let (count, result) = handle.join().unwrap();
+    assert_eq!(count, 1);
+    let error = result.expect_err("the server's read failed with 1009");
+    assert_eq!(blocking::ws_error(&error), Some(&Error::Protocol(wscore::ProtocolError::FrameTooLarge)));
+}

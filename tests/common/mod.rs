@@ -465,3 +465,40 @@ pub fn config(f: impl FnOnce(&mut Config)) -> Config {
     f(&mut config);
     config
 }
+
+/// A frame as a client sends it: masked (with the RFC 6455 §5.7 example
+/// key), the length minimally encoded. `first` is the first byte: FIN,
+/// RSV and opcode.
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![first];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Hands all of `input` to `conn`, draining events whenever it takes only
+/// part of it (its bound on unprocessed input), and returns the events.
+pub fn feed_all(conn: &mut Connection, now: Duration, mut input: &[u8]) -> Vec<Ev> {
+    let mut events = Vec::new();
+    loop {
+        let n = conn.receive(now, input);
+        input = &input[n..];
+        events.extend(drain(conn));
+        if input.is_empty() {
+            return events;
+        }
+        assert!(n > 0 || conn.wants_read(), "the connection takes no more input after {events:?}");
+    }
+}
