@@ -449,16 +449,10 @@ fn not_connected() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the WebSocket connection is closed")
 }
 
-/// Converts a core error into an `io::Error` of a fitting kind that wraps it.
+/// Converts a core error into an `io::Error` that wraps it, of the kind
+/// `From<Error> for io::Error` documents (distinct from what sockets report).
 pub fn to_io(error: Error) -> io::Error {
-    let kind = match error {
-        Error::Protocol(_) | Error::Handshake(_) => io::ErrorKind::InvalidData,
-        Error::Usage(_) => io::ErrorKind::InvalidInput,
-        Error::WriteBufferFull => io::ErrorKind::WouldBlock,
-        Error::Timeout(_) => io::ErrorKind::TimedOut,
-        _ => io::ErrorKind::ConnectionAborted,
-    };
-    io::Error::new(kind, error)
+    error.into()
 }
 
 /// The [`wscore::Error`](crate::Error) inside an `io::Error` from this

@@ -176,3 +176,50 @@ fn default_entropy() -> Option<fn(&mut [u8])> {
 fn default_entropy() -> Option<fn(&mut [u8])> {
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut Config)) -> Result<(), UsageError> {
+        let mut config = Config::default();
+        f(&mut config);
+        config.validate()
+    }
+
+    #[test]
+    fn the_default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn an_idle_timeout_no_ping_can_beat_is_refused() {
+        let secs = |s| Some(Duration::from_secs(s));
+        let refused = Err(UsageError::InvalidConfig("idle_timeout must be longer than ping_interval"));
+        for (ping, idle) in [(10, 10), (10, 5)] {
+            assert_eq!(
+                with(|c| {
+                    c.ping_interval = secs(ping);
+                    c.idle_timeout = secs(idle);
+                }),
+                refused
+            );
+        }
+        assert_eq!(
+            with(|c| {
+                c.ping_interval = secs(10);
+                c.idle_timeout = secs(11);
+            }),
+            Ok(())
+        );
+        assert_eq!(with(|c| c.idle_timeout = secs(1)), Ok(()), "an idle timeout alone is fine");
+    }
+
+    #[test]
+    fn input_and_pong_bounds_have_floors() {
+        assert!(with(|c| c.max_unprocessed_input = 1023).is_err());
+        assert!(with(|c| c.max_unprocessed_input = 1024).is_ok());
+        assert!(with(|c| c.max_queued_pongs = 0).is_err());
+        assert!(with(|c| c.max_queued_pongs = 1).is_ok());
+    }
+}

@@ -441,3 +441,36 @@ impl std::error::Error for ProtocolError {}
 impl std::error::Error for HandshakeError {}
 #[cfg(feature = "std")]
 impl std::error::Error for UsageError {}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    #[test]
+    fn io_error_kinds_tell_the_websocket_from_the_socket() {
+        let cases = [
+            (Error::Protocol(ProtocolError::UnmaskedFrame), ErrorKind::InvalidData),
+            (Error::Handshake(HandshakeError::Key), ErrorKind::InvalidData),
+            (Error::Handshake(HandshakeError::Status(429)), ErrorKind::ConnectionRefused),
+            (Error::Handshake(HandshakeError::Rejected(403)), ErrorKind::ConnectionRefused),
+            (Error::Handshake(HandshakeError::Incomplete), ErrorKind::UnexpectedEof),
+            (Error::ConnectionLost, ErrorKind::UnexpectedEof),
+            (Error::Usage(UsageError::Closing), ErrorKind::InvalidInput),
+            (Error::WriteBufferFull, ErrorKind::QuotaExceeded),
+            (Error::Timeout(Timeout::Idle), ErrorKind::ConnectionAborted),
+            (Error::Timeout(Timeout::Handshake), ErrorKind::ConnectionAborted),
+        ];
+        for (error, kind) in cases {
+            let io = std::io::Error::from(error);
+            assert_eq!(io.kind(), kind, "{error:?}");
+            // The WebSocket's error is inside, for whoever wants the detail.
+            assert_eq!(io.get_ref().and_then(|e| e.downcast_ref::<Error>()), Some(&error));
+        }
+        // None of them is what a socket says for its own reasons.
+        for (error, _) in cases {
+            let kind = std::io::Error::from(error).kind();
+            assert!(!matches!(kind, ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted));
+        }
+    }
+}

@@ -1,22 +1,32 @@
 //! # wscore
 //!
-//! A WebSocket (RFC 6455) implementation as a sans-IO state machine. One
-//! [`Connection`] type serves both roles: you hand it the bytes that arrived
-//! and the current time, it hands back [`Event`]s and the bytes to send. It
-//! never touches a socket, a clock or a runtime, so it runs under any event
-//! loop, in tests with virtual time, and without `std` (`alloc` only).
+//! A WebSocket (RFC 6455, with permessage-deflate from RFC 7692)
+//! implementation as a sans-IO state machine. One [`Connection`] type serves
+//! both roles: you hand it the bytes that arrived and the current time, it
+//! hands back [`Event`]s and the bytes to send. It never touches a socket, a
+//! clock or a runtime, so it runs under any event loop, in tests with
+//! virtual time, and without `std` (`alloc` only).
 //!
 //! What it does for you:
-//! * the opening handshake for both sides, with subprotocol negotiation,
-//!   real HTTP error responses for bad requests, and a frames-only start for
-//!   streams another HTTP stack upgraded ([`Connection::frames_only`]);
+//! * the opening handshake for both sides, with subprotocol and
+//!   permessage-deflate negotiation, real HTTP error responses for bad
+//!   requests, the same checks for a handshake another HTTP stack parsed
+//!   ([`Request::from_parts`], [`Accept::answer`], RFC 8441 extended CONNECT
+//!   included), and a frames-only start for a stream it upgraded
+//!   ([`Connection::frames_only`]);
 //! * every framing rule of RFC 6455: masking direction, reserved bits and
 //!   opcodes, control-frame limits, fragmentation with interleaved control
 //!   frames, UTF-8 validated as it arrives (failing on the first bad byte),
 //!   close codes and the closing handshake, automatic pongs;
-//! * bounded memory: every buffer has a limit in [`Config`], checked from
-//!   frame headers before payload is buffered, and an idle connection holds
-//!   no buffers at all;
+//! * bounded memory on both sides: every limit lives in [`Config`], frame
+//!   headers are checked before payload is buffered, input waiting behind an
+//!   untaken event is capped ([`Config::max_unprocessed_input`]), output
+//!   refuses new messages above a high-water mark, and an idle connection
+//!   holds no buffers;
+//! * errors that stay: once the connection failed, every action returns the
+//!   error that failed it ([`Closed::error`]);
+//! * a lingering close: after a failure the peer still reads our close code,
+//!   not a reset ([`Connection::is_finished`], [`Connection::wants_shutdown`]);
 //! * heartbeats and timeouts through [`Connection::poll_timeout`] and
 //!   [`Connection::handle_timeout`].
 //!
@@ -25,9 +35,11 @@
 //!
 //! ## The drive loop
 //!
-//! Every integration follows the same loop: feed input, drain events, send
-//! output, wait for input or the next timeout, until the connection says the
-//! transport can be closed. Here a server is driven over an in-memory "socket":
+//! Every integration follows the same loop, *mutate, then drain*: feed input
+//! (as much as the connection takes), drain events, send output, drain
+//! again, wait for input or the next timeout, until the connection says the
+//! transport can be closed. Here a server is driven over an in-memory
+//! "socket":
 //!
 //! ```
 //! use core::time::Duration;
@@ -42,45 +54,158 @@
 //! let start = std::time::Instant::now();
 //! let mut conn = Connection::server(Config::default(), start.elapsed())?;
 //! let mut sent = Vec::new(); // stands in for the socket's write side
+//! let mut input = &incoming[..];
 //!
-//! // 1. Input: whatever a read returned, with the time.
-//! conn.receive(start.elapsed(), &incoming);
-//! // 2. Drain events until None, acting on each.
-//! while let Some(event) = conn.poll_event() {
-//!     match event {
-//!         Event::Request(request) => {
-//!             assert_eq!(request.path(), "/chat");
-//!             conn.accept(&Accept::new())?;
+//! while !input.is_empty() {
+//!     // 1. Input: whatever a read returned, with the time. The connection
+//!     //    takes what fits under its bound; keep the rest for later.
+//!     let taken = conn.receive(start.elapsed(), input);
+//!     input = &input[taken..];
+//!     // 2. Drain events until None, acting on each.
+//!     while let Some(event) = conn.poll_event() {
+//!         match event {
+//!             Event::Request(request) => {
+//!                 assert_eq!(request.path(), "/chat");
+//!                 conn.accept(&Accept::new())?;
+//!             }
+//!             Event::Message(Message::Text(text)) => {
+//!                 let reply = text.to_uppercase();
+//!                 conn.send_text(&reply)?;
+//!             }
+//!             Event::Closed(closed) => println!("closed: {closed:?}"),
+//!             _ => {}
 //!         }
-//!         Event::Message(Message::Text(text)) => {
-//!             let reply = text.to_uppercase();
-//!             conn.send_text(&reply)?;
+//!     }
+//!     // 3. Output: write what is queued (a socket write may take only
+//!     //    part), then drain events again: our close frame going out may
+//!     //    complete the closing handshake.
+//!     loop {
+//!         let out = conn.poll_transmit();
+//!         if out.is_empty() {
+//!             break;
 //!         }
-//!         Event::Closed(closed) => println!("closed: {:?}", closed),
-//!         _ => {}
+//!         let n = out.len();
+//!         sent.extend_from_slice(out);
+//!         conn.advance_transmit(n);
 //!     }
 //! }
-//! // 3. Output: write what is queued (a socket write may take only part).
-//! let out = conn.poll_transmit();
-//! let n = out.len();
-//! sent.extend_from_slice(out);
-//! conn.advance_transmit(n);
-//! // 4. Wait for input, or until `poll_timeout`, then call `handle_timeout`.
-//! if let Some(deadline) = conn.poll_timeout() {
-//!     let _ = deadline; // e.g. set the socket's read timeout
-//! }
-//! // 5. Stop when the transport should be closed.
-//! assert!(!conn.is_finished());
+//! // 4. Wait for input while `wants_read()`, or until `poll_timeout()`,
+//! //    then call `handle_timeout(now)`.
+//! assert!(conn.wants_read());
+//! let _next_deadline = conn.poll_timeout();
+//! // 5. While `wants_shutdown()`, half-close the transport and keep reading;
+//! //    once `is_finished()`, close it.
+//! assert!(!conn.wants_shutdown() && !conn.is_finished());
 //!
 //! assert!(sent.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
 //! assert!(sent.ends_with(&[0x81, 0x02, b'H', b'I'])); // unmasked, from the server
 //! # Ok::<(), wscore::Error>(())
 //! ```
 //!
+//! ## Two halves, driven apart
+//!
+//! A connection is a receive half and a send half with a small shared cell
+//! between them. The receive half owns the receive buffer, the frame and
+//! message state and the inflater; the send half owns the output queue, the
+//! mask generator and the compressor. The cell holds only where the
+//! connection is in its life, the error that failed it, the protocol timers
+//! and the control frames the receive path owes the peer (pongs, the answer
+//! to a close, the close of a failure): the receive path never writes into
+//! the send side's buffers, and whichever side transmits next puts what is
+//! owed first, at a frame boundary. A [`Connection`] owns all three;
+//! [`Connection::split`] (with `std`) hands a [`RecvHalf`] and a
+//! [`SendHalf`] to two tasks or threads, which lock the cell for a few field
+//! updates at a time, never across I/O, compression or inflation.
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use core::time::Duration;
+//! use wscore::{Config, Connection, Event, Message, Role};
+//!
+//! let now = Duration::ZERO;
+//! let server = Connection::frames_only(Role::Server, Config::default(), now)?;
+//! let mut client = Connection::frames_only(Role::Client, Config::default(), now)?;
+//! let (mut reader, mut writer) = server.split().unwrap();
+//!
+//! // The client pings and sends; only the reader sees it.
+//! client.send_ping(b"hello?")?;
+//! client.send_text("hi")?;
+//! let mut wire = Vec::new();
+//! client.transmit_into(&mut wire);
+//! let handle = std::thread::spawn(move || {
+//!     assert_eq!(reader.receive(now, &wire), wire.len());
+//!     assert!(matches!(reader.poll_event(), Some(Event::Ping(b"hello?"))));
+//!     assert!(matches!(reader.poll_event(), Some(Event::Message(Message::Text("hi")))));
+//!     reader
+//! });
+//! let reader = handle.join().unwrap();
+//! // The pong the reader owes goes out with the writer's next bytes.
+//! assert!(reader.owes_transmission());
+//! writer.send_text("bye")?;
+//! let mut wire = Vec::new();
+//! writer.transmit_into(&mut wire);
+//! assert_eq!(client.receive(now, &wire), wire.len());
+//! assert!(matches!(client.poll_event(), Some(Event::Pong(b"hello?"))));
+//! assert!(matches!(client.poll_event(), Some(Event::Message(Message::Text("bye")))));
+//! # }
+//! # Ok::<(), wscore::Error>(())
+//! ```
+//!
+//! ## Owned messages without copies
+//!
+//! Events from [`Connection::poll_event`] borrow the connection, which is
+//! cheapest when a message is handled in place. With the `bytes` feature,
+//! `Connection::poll_owned` hands out each message as an owned
+//! `OwnedMessage` whose `Payload` is split off the receive buffer (a single
+//! frame) or is the reassembly buffer itself (a fragmented or inflated
+//! message), never copied; tiny payloads (up to 38 bytes) are copied inline
+//! instead, which is cheaper than sharing. `Connection::send_owned` sends
+//! one back: a server frames a large payload as its header plus the shared
+//! bytes, handed out by [`Connection::poll_transmit_slices`] for a vectored
+//! write; `PreparedMessage` frames (and compresses) a message once for any
+//! number of connections.
+//!
+//! ```
+//! # #[cfg(feature = "bytes")] {
+//! use core::time::Duration;
+//! use wscore::{Config, Connection, OwnedEvent, OwnedMessage, Role};
+//!
+//! let now = Duration::ZERO;
+//! let mut client = Connection::frames_only(Role::Client, Config::default(), now)?;
+//! let mut server = Connection::frames_only(Role::Server, Config::default(), now)?;
+//! client.send_binary(&vec![7; 100_000])?;
+//! let mut wire = Vec::new();
+//! client.transmit_into(&mut wire);
+//! let mut input = &wire[..];
+//! let mut echoed = 0;
+//! while echoed == 0 {
+//!     let n = server.receive(now, input);
+//!     input = &input[n..];
+//!     while let Some(event) = server.poll_owned() {
+//!         if let OwnedEvent::Message(message) = event {
+//!             // Kept, sent to another task, or sent back: no copy.
+//!             echoed = message.len();
+//!             server.send_owned(message)?;
+//!         }
+//!     }
+//! }
+//! let mut slices = [&[][..]; 4];
+//! let n = server.poll_transmit_slices(&mut slices);
+//! assert_eq!(n, 2); // the frame header, then the received bytes themselves
+//! assert_eq!(slices[1].len(), echoed);
+//! # }
+//! # Ok::<(), wscore::Error>(())
+//! ```
+//!
 //! ## Cargo features
-//! * `std` (default): `std::error::Error` impls, the operating system's
-//!   randomness as [`Config::entropy`], and the [`blocking`] adapter.
-//!   Without it the crate is `no_std` + `alloc`.
+//! * `std` (default): `std::error::Error` impls, `From<Error> for
+//!   io::Error`, the operating system's randomness as
+//!   [`Config::entropy`], [`Connection::split`], and the [`blocking`]
+//!   adapter. Without it the crate is `no_std` + `alloc`.
+//! * `bytes`: owned messages and payloads (`OwnedMessage`, `Payload`,
+//!   `Utf8Payload`, `Connection::poll_owned`), shared sends
+//!   (`Connection::send_owned`) and prepared messages (`PreparedMessage`).
+//!   Works without `std`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]

@@ -11,7 +11,7 @@ import os
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "target", "criterion")
-LIBRARIES = ["wscore", "wscore_copy", "tungstenite", "fastwebsockets", "tokio-websockets"]
+LIBRARIES = ["wscore", "wscore_copy", "wscore_owned", "tungstenite", "fastwebsockets", "tokio-websockets"]
 VARIANTS = ["wscore_retain1m"]  # only measured with WSCORE_VARIANTS=1
 PEERS = ["tungstenite", "fastwebsockets", "tokio-websockets"]
 SHAPES = ["binary_16", "text_16", "binary_1024", "text_1024", "binary_65536", "text_65536"]
@@ -40,7 +40,7 @@ def main():
     # Variants only when asked for (their results may be left from an older run).
     variants = VARIANTS if os.environ.get("WSCORE_VARIANTS") else []
     shown = LIBRARIES + [v for v in variants if any(load(s, v) for s in SHAPES)]
-    header = ["shape", "unit"] + shown + ["wscore / best peer", "wscore_copy / best"]
+    header = ["shape", "unit"] + shown + ["wscore / best peer", "wscore_copy / best", "owned / copy"]
     rows = []
     for shape in SHAPES:
         cells = {lib: load(shape, lib) for lib in shown}
@@ -58,6 +58,9 @@ def main():
                 row.append(f"{cells[lib][0] / best:.2f}x" + (f" ({who})" if lib == "wscore" else ""))
             else:
                 row.append("-")
+        # The owned path against the borrowing path it is built like.
+        owned, copy = cells.get("wscore_owned"), cells.get("wscore_copy")
+        row.append(f"{owned[0] / copy[0]:.2f}x" if owned and copy else "-")
         rows.append(row)
     if not rows:
         sys.exit("no results under target/criterion: run `cargo bench --bench pipe` first")
@@ -70,7 +73,8 @@ def main():
     print()
     print("Higher is better. M msg/s: millions of messages per second; GB/s: payload bytes, 10^9/s.")
     print("wscore = send + transmit_into + receive; wscore_copy = the same with the client's output")
-    print("copied from poll_transmit like the other libraries' socket writes (see README.md).")
+    print("copied from poll_transmit like the other libraries' socket writes; wscore_owned = wscore_copy")
+    print("with each message taken owned (poll_owned: split off the receive buffer, as a Stream item is).")
     if variants:
         print("wscore_retain1m = wscore with Config::retained_buffer_capacity = 1 MiB (default 4 KiB).")
     print("'~': median's 95% confidence interval wider than +-5%; re-run that group.")

@@ -2,9 +2,9 @@
 //! deflate layers into one sans-IO [`Connection`] for either role.
 //!
 //! The connection is two halves and a small cell between them: the receive
-//! half ([`recv`]) parses, checks and hands out what arrives; the send half
-//! ([`send`]) frames what the caller sends and hands out bytes to transmit;
-//! the shared cell ([`shared`]) holds where the connection is in its life,
+//! half (`recv.rs`) parses, checks and hands out what arrives; the send half
+//! (`send.rs`) frames what the caller sends and hands out bytes to transmit;
+//! the shared cell (`shared.rs`) holds where the connection is in its life,
 //! the error that failed it, and the control frames the receive path owes
 //! the peer (pongs, the answer to a close, the close of a failure), which
 //! the send half puts first at its next frame boundary. A whole

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wscore_compare::Kind;
 use wscore_compare::data;
-use wscore_compare::harness::{FastWebSockets, LIBRARIES, TokioWebSockets, Tungstenite, Wscore};
+use wscore_compare::harness::{FastWebSockets, LIBRARIES, Mode, TokioWebSockets, Tungstenite, Wscore};
 
 /// Message shapes: (kind, payload size, messages per batch).
 const SHAPES: [(Kind, usize, usize); 6] = [
@@ -43,8 +43,8 @@ fn pipe(c: &mut Criterion) {
             let id = BenchmarkId::from_parameter(library);
             // Each harness is checked once (payloads compared) before it is timed.
             match library {
-                "wscore" | "wscore_copy" => {
-                    let mut h = Wscore::new(kind, &payload, library == "wscore_copy");
+                "wscore" | "wscore_copy" | "wscore_owned" => {
+                    let mut h = Wscore::new(kind, &payload, Mode::of(library));
                     h.batch(batch, true);
                     group.bench_function(id, |b| b.iter(|| h.batch(batch, false)));
                 }
@@ -53,7 +53,7 @@ fn pipe(c: &mut Criterion) {
                 "wscore_retain1m" => {
                     let mut config = wscore::Config::default();
                     config.retained_buffer_capacity = 1 << 20;
-                    let mut h = Wscore::with_config(kind, &payload, false, config);
+                    let mut h = Wscore::with_config(kind, &payload, Mode::Borrowed, config);
                     h.batch(batch, true);
                     group.bench_function(id, |b| b.iter(|| h.batch(batch, false)));
                 }

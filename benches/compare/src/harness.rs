@@ -21,7 +21,8 @@ fn received(check: bool, expected: &[u8], got: &[u8]) -> usize {
 }
 
 /// The library names, in table order.
-pub const LIBRARIES: [&str; 5] = ["wscore", "wscore_copy", "tungstenite", "fastwebsockets", "tokio-websockets"];
+pub const LIBRARIES: [&str; 6] =
+    ["wscore", "wscore_copy", "wscore_owned", "tungstenite", "fastwebsockets", "tokio-websockets"];
 
 // ----- wscore ---------------------------------------------------------------
 
@@ -30,10 +31,32 @@ pub const LIBRARIES: [&str; 5] = ["wscore", "wscore_copy", "tungstenite", "fastw
 /// `transmit_into`; the server takes them with `receive` and yields the
 /// messages from `poll_event`.
 ///
-/// With `copy_out` the client instead copies `poll_transmit()` into the
-/// wire and calls `advance_transmit`, as an adapter writing to a socket
-/// does; without it `transmit_into` swaps buffers with the (empty) wire, so
-/// the client side makes one copy fewer than the other libraries' harnesses.
+/// How the wscore harness moves bytes and messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `transmit_into` hands the client's output over (the wire is empty,
+    /// so the bytes are appended once); borrowed messages from `poll_event`.
+    Borrowed,
+    /// The client's `poll_transmit()` is copied into the wire, as an
+    /// adapter writing to a socket does; borrowed messages.
+    Copy,
+    /// As `Copy`, and the server takes each message owned with
+    /// `poll_owned` (split off the receive buffer, as a `Stream` item is).
+    Owned,
+}
+
+impl Mode {
+    /// The mode a library name in [`LIBRARIES`] stands for.
+    pub fn of(library: &str) -> Self {
+        match library {
+            "wscore_copy" => Self::Copy,
+            "wscore_owned" => Self::Owned,
+            _ => Self::Borrowed,
+        }
+    }
+}
+
+/// wscore's harness; see [`Mode`].
 pub struct Wscore {
     client: wscore::Connection,
     server: wscore::Connection,
@@ -41,17 +64,17 @@ pub struct Wscore {
     kind: Kind,
     payload: Vec<u8>,
     text: String,
-    copy_out: bool,
+    mode: Mode,
 }
 
 impl Wscore {
     /// A connected pair with the default [`wscore::Config`].
-    pub fn new(kind: Kind, payload: &[u8], copy_out: bool) -> Self {
-        Self::with_config(kind, payload, copy_out, wscore::Config::default())
+    pub fn new(kind: Kind, payload: &[u8], mode: Mode) -> Self {
+        Self::with_config(kind, payload, mode, wscore::Config::default())
     }
 
     /// A connected pair with `config` on both sides.
-    pub fn with_config(kind: Kind, payload: &[u8], copy_out: bool, config: wscore::Config) -> Self {
+    pub fn with_config(kind: Kind, payload: &[u8], mode: Mode, config: wscore::Config) -> Self {
         use wscore::{Connection, Role};
         Self {
             client: Connection::frames_only(Role::Client, config.clone(), Duration::ZERO).unwrap(),
@@ -60,7 +83,7 @@ impl Wscore {
             kind,
             payload: payload.to_vec(),
             text: String::from_utf8(payload.to_vec()).unwrap_or_default(),
-            copy_out,
+            mode,
         }
     }
 
@@ -74,29 +97,50 @@ impl Wscore {
         for _ in 0..n {
             self.client.send(message).unwrap();
         }
-        if self.copy_out {
+        if self.mode == Mode::Borrowed {
+            self.client.transmit_into(&mut self.wire);
+        } else {
             let out = self.client.poll_transmit();
             self.wire.extend_from_slice(out);
             let len = out.len();
             self.client.advance_transmit(len);
-        } else {
-            self.client.transmit_into(&mut self.wire);
         }
-        self.server.receive(Duration::ZERO, &self.wire);
-        self.wire.clear();
+        // The server takes the batch in as many calls as its bound on
+        // unprocessed input needs, draining messages after each.
         let (mut count, mut bytes) = (0, 0);
-        while let Some(event) = self.server.poll_event() {
-            match event {
-                Event::Message(m) => {
-                    if check {
-                        assert_eq!(m.kind(), message.kind());
+        let mut wire = &self.wire[..];
+        while !wire.is_empty() {
+            let taken = self.server.receive(Duration::ZERO, wire);
+            wire = &wire[taken..];
+            if self.mode == Mode::Owned {
+                while let Some(event) = self.server.poll_owned() {
+                    match event {
+                        wscore::OwnedEvent::Message(m) => {
+                            if check {
+                                assert_eq!(m.kind(), message.kind());
+                            }
+                            bytes += received(check, &self.payload, m.as_bytes());
+                            count += 1;
+                        }
+                        other => panic!("unexpected event {other:?}"),
                     }
-                    bytes += received(check, &self.payload, m.as_bytes());
-                    count += 1;
                 }
-                other => panic!("unexpected event {other:?}"),
+                continue;
+            }
+            while let Some(event) = self.server.poll_event() {
+                match event {
+                    Event::Message(m) => {
+                        if check {
+                            assert_eq!(m.kind(), message.kind());
+                        }
+                        bytes += received(check, &self.payload, m.as_bytes());
+                        count += 1;
+                    }
+                    other => panic!("unexpected event {other:?}"),
+                }
             }
         }
+        self.wire.clear();
         assert_eq!(count, n);
         bytes
     }
@@ -295,8 +339,9 @@ mod tests {
             // wscore refuses to queue past its 4 MiB write high-water mark.
             for n in [1, 3, 64].into_iter().filter(|n| n * payload.len() <= 1 << 20) {
                 let expected = n * payload.len();
-                assert_eq!(Wscore::new(kind, &payload, false).batch(n, true), expected);
-                assert_eq!(Wscore::new(kind, &payload, true).batch(n, true), expected);
+                for mode in [Mode::Borrowed, Mode::Copy, Mode::Owned] {
+                    assert_eq!(Wscore::new(kind, &payload, mode).batch(n, true), expected);
+                }
                 let mut t = Tungstenite::new(kind, &payload);
                 assert_eq!(t.batch(n, true), expected);
                 assert_eq!(t.batch(n, true), expected);

@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use wscore_compare::Kind;
 use wscore_compare::data;
-use wscore_compare::harness::{FastWebSockets, TokioWebSockets, Tungstenite, Wscore};
+use wscore_compare::harness::{FastWebSockets, Mode, TokioWebSockets, Tungstenite, Wscore};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -35,8 +35,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut total = 0;
     match library.as_str() {
-        "wscore" | "wscore_copy" => {
-            let mut h = Wscore::new(kind, &payload, library == "wscore_copy");
+        "wscore" | "wscore_copy" | "wscore_owned" => {
+            let mut h = Wscore::new(kind, &payload, Mode::of(library));
             for _ in 0..k {
                 total += black_box(h.batch(batch, false));
             }
@@ -44,7 +44,7 @@ fn main() {
         "wscore_retain1m" => {
             let mut config = wscore::Config::default();
             config.retained_buffer_capacity = 1 << 20;
-            let mut h = Wscore::with_config(kind, &payload, false, config);
+            let mut h = Wscore::with_config(kind, &payload, Mode::Borrowed, config);
             for _ in 0..k {
                 total += black_box(h.batch(batch, false));
             }

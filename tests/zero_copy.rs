@@ -1,0 +1,243 @@
+//! The owned, zero-copy paths of the `bytes` feature: messages split off
+//! the receive buffer (counted by a global allocator: no copy, no
+//! allocation per message), shared payloads sent as they are (the slice
+//! handed out for transmission is the caller's own memory), and prepared
+//! messages framed and compressed once for many connections.
+
+#![cfg(feature = "bytes")]
+#![allow(unsafe_code)]
+
+mod common;
+#[path = "common/counting.rs"]
+mod counting;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Ev, Pair, Side, client_frame, config};
+use wscore::deflate::DeflateConfig;
+use wscore::frame::FrameHeader;
+use wscore::{Config, Connection, Message, OwnedEvent, OwnedMessage, Payload, PreparedMessage, Role};
+
+const NOW: Duration = Duration::ZERO;
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn server(config: Config) -> Connection {
+    Connection::frames_only(Role::Server, config, NOW).unwrap()
+}
+
+/// Takes the next owned message, counting the heap bytes it took.
+fn owned_message(conn: &mut Connection) -> (OwnedMessage, i64) {
+    let before = counting::current();
+    let event = conn.poll_owned();
+    let grown = counting::current() - before;
+    match event {
+        Some(OwnedEvent::Message(message)) => (message, grown),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_received_message_is_split_off_not_copied() {
+    let mut conn = server(Config::default());
+    let data = pattern(64 << 10);
+    let frame = client_frame(0x82, &data);
+    let mut rest = &frame[..];
+    while !rest.is_empty() {
+        let n = conn.receive(NOW, rest);
+        rest = &rest[n..];
+        assert!(n > 0);
+        if !rest.is_empty() {
+            assert!(conn.poll_owned().is_none());
+        }
+    }
+    let (message, grown) = owned_message(&mut conn);
+    // A copy would take 64 KiB; sharing the buffer takes its small shared
+    // record, once per buffer.
+    assert!(grown < 128, "taking the message allocated {grown} bytes");
+    assert_eq!(message, OwnedMessage::binary(data.clone()));
+    // The connection goes on with a buffer of its own; the message keeps
+    // the old one alive for as long as it lives.
+    let second = client_frame(0x81, "ünïcode".repeat(5000).as_bytes());
+    assert_eq!(common::feed_all(&mut conn, NOW, &[]), []);
+    let mut rest = &second[..];
+    while !rest.is_empty() {
+        let n = conn.receive(NOW, rest);
+        rest = &rest[n..];
+        if !rest.is_empty() {
+            assert!(conn.poll_owned().is_none());
+        }
+    }
+    let (text, _) = owned_message(&mut conn);
+    let OwnedMessage::Text(text) = text else { panic!("text") };
+    assert_eq!(text.as_str(), "ünïcode".repeat(5000));
+    assert_eq!(message.as_bytes(), &data[..], "the first message is intact");
+}
+
+#[test]
+fn a_fragmented_message_hands_over_its_assembly_buffer() {
+    let mut conn = server(Config::default());
+    let data = pattern(100_000);
+    let mut wire = client_frame(0x02, &data[..50_000]);
+    wire.extend(client_frame(0x80, &data[50_000..]));
+    let mut rest = &wire[..];
+    let mut message = None;
+    while !rest.is_empty() || message.is_none() {
+        let n = conn.receive(NOW, rest);
+        rest = &rest[n..];
+        if let Some(OwnedEvent::Message(m)) = conn.poll_owned() {
+            message = Some(m);
+        }
+    }
+    assert_eq!(message.unwrap(), OwnedMessage::binary(data));
+    // The next message assembles into a new buffer.
+    let next = pattern(70_000);
+    let mut wire = client_frame(0x02, &next[..1000]);
+    wire.extend(client_frame(0x80, &next[1000..]));
+    assert_eq!(common::feed_all(&mut conn, NOW, &wire), [Ev::binary(&next)]);
+}
+
+#[test]
+fn small_messages_are_held_inline_without_allocating() {
+    let mut conn = server(Config::default());
+    let frames: Vec<u8> = (0..100u8).flat_map(|i| client_frame(0x82, &[i; 16])).collect();
+    assert_eq!(conn.receive(NOW, &frames), frames.len());
+    let mut kept = Vec::new();
+    let before = counting::current();
+    for i in 0..100u8 {
+        let Some(OwnedEvent::Message(OwnedMessage::Binary(payload))) = conn.poll_owned() else { panic!() };
+        assert_eq!(payload, Payload::copy_from_slice(&[i; 16]));
+        kept.push(payload);
+    }
+    let grown = counting::current() - before;
+    // Only the Vec the test keeps them in grows.
+    assert!(grown <= (100 * std::mem::size_of::<Payload>() * 2) as i64, "{grown}");
+}
+
+/// The slices a connection hands out for a vectored write.
+fn slices(conn: &mut Connection) -> Vec<(*const u8, usize)> {
+    let mut out = [&[][..]; 16];
+    let n = conn.poll_transmit_slices(&mut out);
+    out[..n].iter().map(|s| (s.as_ptr(), s.len())).collect()
+}
+
+#[test]
+fn a_server_sends_a_shared_payload_without_copying_it() {
+    let mut conn = server(Config::default());
+    let payload = Bytes::from(pattern(100_000));
+    let address = payload.as_ptr();
+    let before = counting::current();
+    conn.send_owned(OwnedMessage::binary(payload.clone())).unwrap();
+    let grown = counting::current() - before;
+    assert!(grown < 1024, "queuing the message allocated {grown} bytes");
+    assert_eq!(conn.buffered_amount(), 10 + 100_000);
+    // The header from the send buffer, then the caller's own bytes.
+    let pieces = slices(&mut conn);
+    assert_eq!(pieces, [(pieces[0].0, 10), (address, 100_000)]);
+    let mut wire = Vec::new();
+    conn.transmit_into(&mut wire);
+    assert_eq!(wire[..2], [0x82, 127]);
+    assert_eq!(wire[2..10], 100_000u64.to_be_bytes());
+    assert_eq!(&wire[10..], &payload[..]);
+}
+
+#[test]
+fn shared_payloads_interleave_with_framed_bytes_in_order() {
+    let mut pair = Pair::new(Config::default(), Config::default());
+    let big = Bytes::from(pattern(50_000));
+    pair.server.conn.send_text("first").unwrap();
+    pair.server.conn.send_owned(OwnedMessage::binary(big.clone())).unwrap();
+    pair.server.conn.send_ping(b"between").unwrap();
+    pair.server.conn.send_owned(OwnedMessage::binary(big.clone())).unwrap();
+    pair.server.conn.send_text("last").unwrap();
+    // Transmitted in small pieces, as a socket might take them.
+    pair.segment = Some(777);
+    pair.drive();
+    assert_eq!(
+        pair.events(Side::Client),
+        [Ev::text("first"), Ev::binary(&big), Ev::Ping(b"between".to_vec()), Ev::binary(&big), Ev::text("last")]
+    );
+}
+
+#[test]
+fn an_owned_echo_round_trips_every_size() {
+    let mut pair = Pair::new(Config::default(), Config::default());
+    for len in [0, 1, 38, 39, 125, 126, 2047, 2048, 65535, 65536, 1 << 20] {
+        let data = pattern(len);
+        pair.client.conn.send_binary(&data).unwrap();
+        pair.drive();
+        let server = &mut pair.server;
+        // The harness already took the event; send it back owned.
+        assert_eq!(server.events.pop_front(), Some(Ev::binary(&data)));
+        server.conn.send_owned(OwnedMessage::binary(data.clone())).unwrap();
+        pair.drive();
+        assert_eq!(pair.events(Side::Client), [Ev::binary(&data)], "{len}");
+    }
+}
+
+#[test]
+fn a_prepared_message_is_framed_once_and_shared() {
+    let text = "broadcast ".repeat(1000);
+    let prepared = PreparedMessage::new(Message::Text(&text));
+    let mut a = server(Config::default());
+    let mut b = server(Config::default());
+    a.send_prepared(&prepared).unwrap();
+    b.send_prepared(&prepared).unwrap();
+    let (sa, sb) = (slices(&mut a), slices(&mut b));
+    assert_eq!(sa, sb, "both connections hand out the same bytes");
+    let mut wire = Vec::new();
+    a.transmit_into(&mut wire);
+    let (header, len) = FrameHeader::decode(&wire).unwrap().unwrap();
+    assert!(header.fin && header.mask.is_none());
+    assert_eq!(&wire[len..], text.as_bytes());
+
+    // A client masks its own copy, and its peer reads the same message.
+    let mut pair = Pair::new(Config::default(), Config::default());
+    pair.client.conn.send_prepared(&prepared).unwrap();
+    pair.server.conn.send_prepared(&prepared).unwrap();
+    pair.drive();
+    assert_eq!(pair.events(Side::Server), [Ev::text(&text)]);
+    assert_eq!(pair.events(Side::Client), [Ev::text(&text)]);
+}
+
+#[test]
+fn a_prepared_message_is_compressed_once_where_the_window_allows() {
+    let text = "the same news for everyone, ".repeat(200);
+    let prepared = PreparedMessage::with_deflate(Message::Text(&text), &DeflateConfig::default(), 15);
+    let compressed_len = prepared.compressed_len().expect("compressed");
+    assert!(compressed_len < text.len() / 4);
+    let deflate = config(|c| c.deflate = Some(DeflateConfig::default()));
+    let small_window = config(|c| {
+        let mut d = DeflateConfig::default();
+        d.server_max_window_bits = Some(10);
+        c.deflate = Some(d);
+    });
+    for (client, server, compressed) in [
+        (deflate.clone(), deflate.clone(), true),
+        (small_window.clone(), deflate.clone(), false),
+        (Config::default(), deflate.clone(), false),
+    ] {
+        let mut pair = Pair::new(client, server);
+        // A regular compressed message first, so the contexts hold history.
+        pair.server.conn.send_text(&text).unwrap();
+        pair.drive();
+        assert_eq!(pair.events(Side::Client), [Ev::text(&text)]);
+        let sent_before = pair.server.sent.len();
+        pair.server.conn.send_prepared(&prepared).unwrap();
+        // And regular messages after it: the compressor must not refer to
+        // a history the client's inflater no longer shares.
+        pair.server.conn.send_text(&text).unwrap();
+        pair.server.conn.send_text(&text).unwrap();
+        pair.drive();
+        assert_eq!(pair.events(Side::Client), [Ev::text(&text), Ev::text(&text), Ev::text(&text)]);
+        let wire = &pair.server.sent[sent_before..];
+        let (header, len) = FrameHeader::decode(wire).unwrap().unwrap();
+        assert_eq!(header.rsv & 0b100 != 0, compressed, "RSV1");
+        let expected = if compressed { compressed_len } else { text.len() };
+        assert_eq!(header.payload_len as usize, expected);
+        let _ = len;
+    }
+}
