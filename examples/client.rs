@@ -1,59 +1,44 @@
-//! A line-oriented client: connects to a URL, sends every line read from
-//! stdin as a text message, and prints every message that comes back.
+//! A line-oriented client on tokio: connects to a URL, sends every line read
+//! from stdin as a text message, and prints every message that comes back.
+//! A closed stdin closes the connection.
 //!
 //! ```text
-//! cargo run --example client -- ws://127.0.0.1:9001 [--deflate]
+//! cargo run --example client --features tokio -- ws://127.0.0.1:9001 [--deflate]
 //! ```
 //!
 //! `--deflate` offers permessage-deflate with the default settings.
 
-use std::io::{self, BufRead};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
+use tokio::io::{AsyncBufReadExt, BufReader};
 use wscore::deflate::DeflateConfig;
-use wscore::{CloseCode, Config, Message, blocking};
+use wscore::{CloseCode, Config, Message};
 
-fn main() -> io::Result<()> {
+#[tokio::main]
+async fn main() -> Result<(), wscore::tokio::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let url = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let mut config = Config::default();
     if args.iter().any(|a| a == "--deflate") {
         config.deflate = Some(DeflateConfig::default());
     }
-    let (mut ws, response) = blocking::connect_with(&url, config)?;
+    let (mut ws, response) = wscore::tokio::connect_with(&url, config).await?;
     eprintln!("connected to {url} (subprotocol: {:?}, deflate: {:?})", response.protocol(), response.deflate());
-
-    // stdin is read on its own thread; the socket is polled with a short
-    // read timeout so that lines and incoming messages interleave.
-    let (lines_tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in io::stdin().lock().lines() {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    ws.set_timeout_hook(None);
-    ws.get_ref().set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
-        match lines.try_recv() {
-            Ok(line) => ws.send(Message::Text(&line?))?,
-            Err(mpsc::TryRecvError::Disconnected) => break,
-            Err(mpsc::TryRecvError::Empty) => {}
-        }
-        match ws.next_event() {
-            Ok(wscore::Event::Message(Message::Text(text))) => println!("{text}"),
-            Ok(wscore::Event::Message(Message::Binary(bytes))) => println!("<{} bytes>", bytes.len()),
-            Ok(wscore::Event::Closed(closed)) => {
-                eprintln!("closed: {closed:?}");
-                return ws.finish();
-            }
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
+        // `recv` is cancel-safe: when a line wins the race, no message is lost.
+        tokio::select! {
+            line = lines.next_line() => match line? {
+                Some(line) => ws.send(Message::Text(&line)).await?,
+                None => break,
+            },
+            message = ws.recv() => match message? {
+                Some(Message::Text(text)) => println!("{text}"),
+                Some(Message::Binary(bytes)) => println!("<{} bytes>", bytes.len()),
+                None => {
+                    eprintln!("closed: {:?}", ws.connection().closed());
+                    return Ok(());
+                }
+            },
         }
     }
-    ws.close(CloseCode::NORMAL, "")
+    ws.close(CloseCode::NORMAL, "").await
 }

@@ -345,6 +345,9 @@ pub enum UsageError {
     NoEntropy,
     /// A configuration value is out of range; the message says which.
     InvalidConfig(&'static str),
+    /// A whole message was asked for while the message arriving is
+    /// delivered in chunks (see `Connection::set_streaming`): take chunks.
+    Streaming,
 }
 
 impl fmt::Display for UsageError {
@@ -365,6 +368,7 @@ impl fmt::Display for UsageError {
             Self::InvalidUrl => f.write_str("not a valid ws:// or wss:// URL"),
             Self::NoEntropy => f.write_str("no source of randomness configured"),
             Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Self::Streaming => f.write_str("the message arriving is delivered in chunks"),
         }
     }
 }

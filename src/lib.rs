@@ -227,6 +227,12 @@ mod role;
 
 #[cfg(feature = "std")]
 pub mod blocking;
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+mod driver;
+#[cfg(feature = "futures-io")]
+pub mod futures;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use close::CloseCode;
 pub use config::Config;

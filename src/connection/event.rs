@@ -119,6 +119,13 @@ pub struct Chunk<'a> {
     pub fin: bool,
 }
 
+impl<'a> Chunk<'a> {
+    /// A whole message as its single, final chunk.
+    pub(crate) fn whole(message: Message<'a>) -> Self {
+        Self { kind: message.kind(), data: message.as_bytes(), fin: true }
+    }
+}
+
 /// How a connection ended, in [`Event::Closed`] and from
 /// [`Connection::closed`](crate::Connection::closed).
 #[derive(Clone, Debug, PartialEq, Eq)]

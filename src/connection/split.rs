@@ -306,6 +306,11 @@ impl RecvHalf {
         })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// See [`Connection::set_streaming`].
     pub fn set_streaming(&mut self, streaming: bool) {
         self.recv.streaming = streaming;
@@ -355,6 +360,11 @@ impl RecvHalf {
 impl SendHalf {
     fn cell(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// See [`Connection::send`].
@@ -470,6 +480,13 @@ impl SendHalf {
     /// See [`Connection::buffered_amount`].
     pub fn buffered_amount(&self) -> usize {
         self.send.buffered()
+    }
+
+    /// See [`Connection::wants_shutdown`]: half-close the transport's
+    /// write side and keep reading until the peer closes too.
+    pub fn wants_shutdown(&self) -> bool {
+        let s = self.cell();
+        s.closed.is_some() && s.lingering() && self.send.is_empty() && s.owed.is_empty()
     }
 
     /// Whether the transport may be closed: the connection is closed,

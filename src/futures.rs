@@ -1,0 +1,472 @@
+//! The futures-io adapter (feature `futures-io`): a [`WebSocket`] over any
+//! `futures_io::AsyncRead + AsyncWrite` stream, for async-std, smol and the
+//! other runtimes of the `futures` family, on the same sans-IO
+//! [`Connection`] and drive loop as the tokio adapter. This file only joins
+//! the `futures-io` traits and a timer to the shared drive loop.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use wscore::Message;
+//!
+//! # async fn run(stream: async_std::net::TcpStream) -> Result<(), wscore::futures::Error> {
+//! let handshake = wscore::ClientHandshake::new("ws://127.0.0.1:9001/")?;
+//! let (mut ws, _response) = wscore::futures::client(stream, handshake, wscore::Config::default()).await?;
+//! ws.send(Message::Text("hello")).await?;
+//! if let Some(reply) = ws.recv().await? {
+//!     println!("{reply:?}");
+//! }
+//! while let Some(message) = ws.next().await {
+//!     println!("{:?}", message?);
+//!     break;
+//! }
+//! ws.close(wscore::CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Timers
+//! Heartbeats, timeouts and lingering need a timer, and `futures-io` has
+//! none: this adapter uses `futures-timer`, which works under any executor
+//! (one timer thread for the process, started on first use) and ties the
+//! crate to no runtime. Deadlines are checked against the clock, since a
+//! timer may fire late. Timers run while a task polls the `WebSocket` (a
+//! `recv` parked waiting is enough).
+//!
+//! # Cancel safety and fairness
+//! As for the tokio adapter: every async method keeps its state in the
+//! `WebSocket`, so dropping a `recv` (or `next`, `recv_chunk`) future loses
+//! nothing; a dropped `send` queued the whole message or nothing. These
+//! runtimes have no cooperative budget, so the `WebSocket` yields to the
+//! executor after every 128 events handed out in one poll.
+//!
+//! # Dropping
+//! Dropping a `WebSocket` without `close` drops the transport at once: the
+//! peer sees the connection end without a closing handshake (1006).
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+pub use crate::driver::Error;
+use crate::driver::{self, Driver, Next, ReadSide, WriteSide};
+use crate::{
+    Accept, Chunk, ClientHandshake, CloseCode, Config, Connection, Message, MessageKind, OwnedMessage, PreparedMessage,
+    Reject, Request, Response, Role,
+};
+
+/// A futures-io stream as the driver's transport.
+#[derive(Debug)]
+struct Io<S>(S);
+
+impl<S: AsyncRead + Unpin> driver::Read for Io<S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> driver::Write for Io<S> {
+    fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        // futures-io cannot say; its default forwards the first slice only,
+        // which is still correct.
+        true
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// A `futures-timer` delay, made on first use and reset per deadline.
+#[derive(Debug, Default)]
+struct Clock(Option<(futures_timer::Delay, Instant)>);
+
+impl driver::Timer for Clock {
+    fn poll_at(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match &mut self.0 {
+            Some((delay, at)) if *at == deadline => Pin::new(delay).poll(cx),
+            slot => {
+                let mut delay = futures_timer::Delay::new(wait);
+                let poll = Pin::new(&mut delay).poll(cx);
+                *slot = Some((delay, deadline));
+                poll
+            }
+        }
+    }
+
+    fn poll_budget(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        // No runtime budget to honour; the driver yields on its own.
+        Poll::Ready(())
+    }
+}
+
+type Inner<S> = Driver<Io<S>, Clock>;
+
+/// A WebSocket over a futures-io stream. See the [module docs](self).
+///
+/// Receive with [`recv`](Self::recv) (borrowed, cancel-safe) or as a
+/// `Stream` of [`OwnedMessage`]s; send with [`send`](Self::send) and the
+/// `send_*` methods or as a `Sink<OwnedMessage>`; [`split`](Self::split)
+/// for a reader task and a writer task.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    inner: Inner<S>,
+    reported: bool,
+}
+
+/// Performs the client handshake over a connected `stream` (a TLS stream
+/// for `wss://`, say).
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handshake: ClientHandshake,
+    config: Config,
+) -> Result<(WebSocket<S>, Response), Error> {
+    let epoch = Instant::now();
+    let conn = Connection::client(handshake, config, Duration::ZERO)?;
+    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    let response = inner.handshake_client().await?;
+    Ok((WebSocket { inner, reported: false }, response))
+}
+
+/// Accepts a WebSocket on `stream` with the default configuration and no
+/// subprotocol.
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+}
+
+/// Accepts a WebSocket on `stream`; `decide` sees the request and accepts
+/// it (choosing a subprotocol, adding headers) or rejects it with an HTTP
+/// response. Bad requests are answered with an HTTP error before `decide`
+/// is called; the handshake is bounded by [`Config::handshake_timeout`].
+pub async fn accept_with<S, F>(stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
+    let epoch = Instant::now();
+    let conn = Connection::server(config, Duration::ZERO)?;
+    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    inner.handshake_server(decide).await?;
+    Ok(WebSocket { inner, reported: false })
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream whose upgrade another HTTP stack performed (hyper,
+    /// axum, an HTTP/2 extended CONNECT stream).
+    pub fn from_upgraded(stream: S, role: Role, config: Config) -> Result<Self, Error> {
+        Ok(Self::from_connection(stream, Connection::frames_only(role, config, Duration::ZERO)?))
+    }
+
+    /// Wraps a stream and a connection created at `Duration::ZERO` now.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self { inner: Driver::new(conn, Io(stream), Clock::default(), Instant::now()), reported: false }
+    }
+
+    /// The next whole message, borrowed until the next call: no allocation,
+    /// no copy. `Ok(None)` once the connection closed cleanly (after the
+    /// closing handshake and the transport's shutdown), the error if it
+    /// failed. Pings are answered and timers run meanwhile. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<Message<'_>>, Error> {
+        self.inner.recv().await
+    }
+
+    /// The next piece of a message, when messages are streamed (see
+    /// [`set_streaming`](Self::set_streaming)); a message that arrived whole
+    /// comes as one final piece. Cancel-safe.
+    pub async fn recv_chunk(&mut self) -> Result<Option<Chunk<'_>>, Error> {
+        self.inner.recv_chunk().await
+    }
+
+    /// Delivers messages that begin from now on in pieces as they arrive
+    /// ([`recv_chunk`](Self::recv_chunk)) instead of whole, so a large
+    /// message is never held whole.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.inner.conn.set_streaming(streaming);
+    }
+
+    /// Sends a message, waiting while the send buffer is at its high-water
+    /// mark (backpressure), and writes everything queued.
+    pub async fn send(&mut self, message: Message<'_>) -> Result<(), Error> {
+        self.inner.send(driver::send_message(message)).await
+    }
+
+    /// Sends an owned message; a server sends a large payload without
+    /// copying it (see [`Connection::send_owned`]).
+    pub async fn send_owned(&mut self, message: OwnedMessage) -> Result<(), Error> {
+        self.inner.send(driver::send_owned(message)).await
+    }
+
+    /// Sends a message prepared once for many connections.
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.inner.send(driver::send_prepared(prepared)).await
+    }
+
+    /// Sends one piece of a streamed message (see [`Connection::send_chunk`]).
+    pub async fn send_chunk(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.inner.send(driver::send_chunk(kind, data, fin)).await
+    }
+
+    /// Queues a message without writing it unless the send buffer is at its
+    /// high-water mark; [`flush`](Self::flush) writes.
+    pub async fn feed(&mut self, message: OwnedMessage) -> Result<(), Error> {
+        self.inner.feed(driver::send_owned(message)).await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.inner.flush().await
+    }
+
+    /// Sends a ping.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.inner.send(driver::send_ping(payload)).await
+    }
+
+    /// Performs the closing handshake: our close frame, incoming messages
+    /// discarded until the peer's close (at most [`Config::close_timeout`]),
+    /// then lingering and the transport's shutdown. `Ok` if it closed
+    /// cleanly (also when the peer closed first).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.inner.close(code, reason).await
+    }
+
+    /// The connection state machine.
+    pub fn connection(&self) -> &Connection {
+        &self.inner.conn
+    }
+
+    /// The stream. Reading or writing it directly breaks the framing.
+    pub fn get_ref(&self) -> &S {
+        &self.inner.io.0
+    }
+
+    /// Splits into a reader and a writer for two tasks. The reader answers
+    /// pings and the closing handshake itself, through the shared write
+    /// side, even while the writer is idle or waiting; the writer reports
+    /// any error the reader met. No lock is held across an `.await`.
+    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        let Driver { conn, io, timer, epoch, .. } = self.inner;
+        let (read, write) = split_io(io.0);
+        let (rx, tx) = conn.split().unwrap_or_else(|_| unreachable!("a WebSocket is past its handshake"));
+        let side = WriteSide::new(tx, Io(write));
+        let reader = ReadSide::new(rx, Io(read), Arc::clone(&side), timer, epoch);
+        (ReadHalf { side: reader, reported: false }, WriteHalf { side, epoch })
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_core::Stream for WebSocket<S> {
+    type Item = Result<OwnedMessage, Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Next> {
+        let this = self.get_mut();
+        this.inner.poll_next_owned(cx, &mut this.reported)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<OwnedMessage> for WebSocket<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_writable(cx)
+    }
+    fn start_send(self: Pin<&mut Self>, message: OwnedMessage) -> Result<(), Error> {
+        Ok(self.get_mut().inner.conn.send_owned(message)?)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_write_out(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_close(cx)
+    }
+}
+
+// ----- Split halves ---------------------------------------------------------
+
+type Reader<S> = Io<Shared<S>>;
+type Writer<S> = Io<Shared<S>>;
+
+/// One half of a stream shared by a reader task and a writer task, each
+/// locking it for a single poll (the runtimes keep a waker per direction).
+struct Shared<S>(Arc<Mutex<S>>);
+
+fn split_io<S>(stream: S) -> (Shared<S>, Shared<S>) {
+    let shared = Arc::new(Mutex::new(stream));
+    (Shared(Arc::clone(&shared)), Shared(shared))
+}
+
+impl<S> Shared<S> {
+    fn get(&self) -> std::sync::MutexGuard<'_, S> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Shared<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get()).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Shared<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get()).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get()).poll_write_vectored(cx, bufs)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get()).poll_close(cx)
+    }
+}
+
+/// The reading half of a split [`WebSocket`]: messages in, and what the
+/// connection owes the peer (pongs, the close answer) out through the
+/// shared write side. Also a `Stream` of owned messages.
+pub struct ReadHalf<S> {
+    side: ReadSide<Reader<S>, Writer<S>, Clock>,
+    reported: bool,
+}
+
+/// The writing half of a split [`WebSocket`]. Also a `Sink` of owned
+/// messages.
+pub struct WriteHalf<S> {
+    side: Arc<Mutex<WriteSide<Writer<S>>>>,
+    epoch: Instant,
+}
+
+impl<S> core::fmt::Debug for ReadHalf<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReadHalf").field("rx", &self.side.rx).finish_non_exhaustive()
+    }
+}
+
+impl<S> core::fmt::Debug for WriteHalf<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WriteHalf").finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+    /// See [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<Message<'_>>, Error> {
+        self.side.recv().await
+    }
+
+    /// See [`WebSocket::recv_chunk`]. Cancel-safe.
+    pub async fn recv_chunk(&mut self) -> Result<Option<Chunk<'_>>, Error> {
+        self.side.recv_chunk().await
+    }
+
+    /// See [`WebSocket::set_streaming`].
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.side.rx.set_streaming(streaming);
+    }
+
+    /// Puts the halves back together.
+    pub fn reunite(self, write: WriteHalf<S>) -> Result<WebSocket<S>, (Self, WriteHalf<S>)> {
+        if !Arc::ptr_eq(&self.side.write, &write.side) {
+            return Err((self, write));
+        }
+        let ReadSide { rx, io: read, write: shared, timer, .. } = self.side;
+        drop(shared);
+        let Ok(mutex) = Arc::try_unwrap(write.side) else { unreachable!("both references were just taken") };
+        let side = mutex.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(side.io);
+        let Ok(stream) = Arc::try_unwrap(read.0.0) else { unreachable!("both halves of the stream were just taken") };
+        let stream = stream.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let conn = rx.reunite(side.tx).unwrap_or_else(|_| unreachable!("the halves came from one connection"));
+        Ok(WebSocket { inner: Driver::new(conn, Io(stream), timer, write.epoch), reported: false })
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_core::Stream for ReadHalf<S> {
+    type Item = Result<OwnedMessage, Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Next> {
+        let this = self.get_mut();
+        this.side.poll_next_owned(cx, &mut this.reported)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+    /// See [`WebSocket::send`].
+    pub async fn send(&mut self, message: Message<'_>) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_message(message), true).await
+    }
+
+    /// See [`WebSocket::send_owned`].
+    pub async fn send_owned(&mut self, message: OwnedMessage) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_owned(message), true).await
+    }
+
+    /// See [`WebSocket::send_prepared`].
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_prepared(prepared), true).await
+    }
+
+    /// See [`WebSocket::send_chunk`].
+    pub async fn send_chunk(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_chunk(kind, data, fin), true).await
+    }
+
+    /// See [`WebSocket::feed`].
+    pub async fn feed(&mut self, message: OwnedMessage) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_owned(message), false).await
+    }
+
+    /// See [`WebSocket::flush`].
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        driver::flush_half(&self.side).await
+    }
+
+    /// See [`WebSocket::ping`].
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_ping(payload), true).await
+    }
+
+    /// Sends our close frame. The closing handshake completes on the
+    /// reading half, whose `recv` then returns `Ok(None)` and shuts the
+    /// transport down; keep it reading.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let now = self.epoch.elapsed();
+        driver::lock(&self.side).tx.close(now, code, reason)?;
+        driver::flush_half(&self.side).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_sink::Sink<OwnedMessage> for WriteHalf<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut side = driver::lock(&self.side);
+        while side.tx.buffered_amount() >= side.tx.config().write_buffer_high_water {
+            core::task::ready!(side.poll_transmit(driver::Who::Writer, cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, message: OwnedMessage) -> Result<(), Error> {
+        Ok(driver::lock(&self.side).tx.send_owned(message)?)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        driver::lock(&self.side).poll_transmit(driver::Who::Writer, cx).map_err(Error::Io)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut side = driver::lock(&self.side);
+        if side.tx.state() == crate::State::Open {
+            let now = self.epoch.elapsed();
+            side.tx.close(now, CloseCode::NORMAL, "")?;
+        }
+        side.poll_transmit(driver::Who::Writer, cx).map_err(Error::Io)
+    }
+}
