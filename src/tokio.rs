@@ -179,11 +179,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream whose upgrade another HTTP stack performed (hyper,
     /// axum, an HTTP/2 extended CONNECT stream).
     pub fn from_upgraded(stream: S, role: Role, config: Config) -> Result<Self, Error> {
-        Ok(Self::from_connection(stream, Connection::frames_only(role, config, Duration::ZERO)?))
+        Ok(Self::open(stream, Connection::frames_only(role, config, Duration::ZERO)?))
     }
 
-    /// Wraps a stream and a connection created at `Duration::ZERO` now.
-    pub fn from_connection(stream: S, conn: Connection) -> Self {
+    /// [`from_upgraded`](Self::from_upgraded) for a handshake that agreed
+    /// on permessage-deflate with `params` (see [`crate::deflate::negotiate`]
+    /// and [`Accept::answer`]).
+    pub fn from_upgraded_with_deflate(
+        stream: S,
+        role: Role,
+        config: Config,
+        params: crate::deflate::DeflateParams,
+    ) -> Result<Self, Error> {
+        Ok(Self::open(stream, Connection::frames_only_with_deflate(role, config, params, Duration::ZERO)?))
+    }
+
+    fn open(stream: S, conn: Connection) -> Self {
         Self { inner: Driver::new(conn, Io(stream), Clock::default(), Instant::now()), reported: false }
     }
 
