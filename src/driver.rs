@@ -167,6 +167,7 @@ pub(crate) struct Driver<T, C> {
     closed_taken: bool,
     write_shut: bool,
     transport_done: bool,
+    unflushed: bool,
     events_this_poll: u32,
 }
 
@@ -188,6 +189,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
             closed_taken: false,
             write_shut: false,
             transport_done: false,
+            unflushed: false,
             events_this_poll: 0,
         }
     }
@@ -198,7 +200,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
 
     /// Writes what the connection has queued, then flushes the transport.
     pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match poll_transmit(&mut Tx::Whole(&mut self.conn), &mut self.io, cx) {
+        match poll_transmit(&mut Tx::Whole(&mut self.conn), &mut self.io, cx, &mut self.unflushed) {
             Poll::Ready(Err(e)) => {
                 self.io_error = Some(e.kind());
                 Poll::Ready(Err(Error::Io(e)))
@@ -423,8 +425,14 @@ impl Tx<'_> {
 }
 
 /// Writes everything `tx` has to send to `io` (vectored where the
-/// transport says it pays), then flushes it.
-pub(crate) fn poll_transmit<W: Write>(tx: &mut Tx<'_>, io: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+/// transport says it pays), then flushes it if anything was written since
+/// the last flush (`unflushed`).
+pub(crate) fn poll_transmit<W: Write>(
+    tx: &mut Tx<'_>,
+    io: &mut W,
+    cx: &mut Context<'_>,
+    unflushed: &mut bool,
+) -> Poll<io::Result<()>> {
     let vectored = io.is_write_vectored();
     while tx.wants_write() {
         let result = if vectored {
@@ -447,7 +455,10 @@ pub(crate) fn poll_transmit<W: Write>(tx: &mut Tx<'_>, io: &mut W, cx: &mut Cont
                 tx.failed();
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            Poll::Ready(Ok(n)) => tx.advance(n),
+            Poll::Ready(Ok(n)) => {
+                tx.advance(n);
+                *unflushed = true;
+            }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Poll::Ready(Err(e)) => {
                 tx.failed();
@@ -456,7 +467,11 @@ pub(crate) fn poll_transmit<W: Write>(tx: &mut Tx<'_>, io: &mut W, cx: &mut Cont
             Poll::Pending => return Poll::Pending,
         }
     }
-    io.poll_flush(cx)
+    if *unflushed {
+        core::task::ready!(io.poll_flush(cx))?;
+        *unflushed = false;
+    }
+    Poll::Ready(Ok(()))
 }
 
 // ----- Split halves -----------------------------------------------------------
@@ -496,11 +511,12 @@ pub(crate) struct WriteSide<W> {
     pub(crate) io: W,
     fan_out: Arc<FanOut>,
     shut: bool,
+    unflushed: bool,
 }
 
 impl<W: Write> WriteSide<W> {
     pub(crate) fn new(tx: SendHalf, io: W) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Self { tx, io, fan_out: Arc::default(), shut: false }))
+        Arc::new(Mutex::new(Self { tx, io, fan_out: Arc::default(), shut: false, unflushed: false }))
     }
 
     /// Transmits for `who`, whose waker is woken when the transport can
@@ -515,7 +531,7 @@ impl<W: Write> WriteSide<W> {
         }
         let waker = Waker::from(Arc::clone(&self.fan_out));
         let mut fanned = Context::from_waker(&waker);
-        poll_transmit(&mut Tx::Half(&mut self.tx), &mut self.io, &mut fanned)
+        poll_transmit(&mut Tx::Half(&mut self.tx), &mut self.io, &mut fanned, &mut self.unflushed)
     }
 
     /// Half-closes the transport once, or closes it when finished.

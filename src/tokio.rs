@@ -201,14 +201,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The next whole message, borrowed until the next call: no allocation,
     /// no copy. `Ok(None)` once the connection closed cleanly (after the
     /// closing handshake and the transport's shutdown), the error if it
-    /// failed. Pings are answered and timers run meanwhile. Cancel-safe.
+    /// failed. Pings are answered and timers run meanwhile.
+    ///
+    /// Cancel-safe: a dropped call loses nothing; the message comes with
+    /// the next call.
     pub async fn recv(&mut self) -> Result<Option<Message<'_>>, Error> {
         self.inner.recv().await
     }
 
     /// The next piece of a message, when messages are streamed (see
     /// [`set_streaming`](Self::set_streaming)); a message that arrived whole
-    /// comes as one final piece. Cancel-safe.
+    /// comes as one final piece.
+    ///
+    /// Cancel-safe, as [`recv`](Self::recv).
     pub async fn recv_chunk(&mut self) -> Result<Option<Chunk<'_>>, Error> {
         self.inner.recv_chunk().await
     }
@@ -222,38 +227,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a message, waiting while the send buffer is at its high-water
     /// mark (backpressure), and writes everything queued.
+    ///
+    /// Cancel-safe in the sense that a dropped call queued the whole
+    /// message or nothing; once queued, it goes out with the next write.
     pub async fn send(&mut self, message: Message<'_>) -> Result<(), Error> {
         self.inner.send(driver::send_message(message)).await
     }
 
     /// Sends an owned message; a server sends a large payload without
     /// copying it (see [`Connection::send_owned`]).
+    ///
+    /// Cancel safety: as [`send`](Self::send).
     pub async fn send_owned(&mut self, message: OwnedMessage) -> Result<(), Error> {
         self.inner.send(driver::send_owned(message)).await
     }
 
     /// Sends a message prepared once for many connections.
+    ///
+    /// Cancel safety: as [`send`](Self::send).
     pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         self.inner.send(driver::send_prepared(prepared)).await
     }
 
     /// Sends one piece of a streamed message (see [`Connection::send_chunk`]).
+    ///
+    /// Cancel safety: as [`send`](Self::send).
     pub async fn send_chunk(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
         self.inner.send(driver::send_chunk(kind, data, fin)).await
     }
 
     /// Queues a message without writing it unless the send buffer is at its
     /// high-water mark; [`flush`](Self::flush) writes.
+    ///
+    /// Cancel safety: as [`send`](Self::send).
     pub async fn feed(&mut self, message: OwnedMessage) -> Result<(), Error> {
         self.inner.feed(driver::send_owned(message)).await
     }
 
     /// Writes everything queued.
+    ///
+    /// Cancel-safe: what was not written yet stays queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.inner.flush().await
     }
 
     /// Sends a ping.
+    ///
+    /// Cancel safety: as [`send`](Self::send).
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.inner.send(driver::send_ping(payload)).await
     }
@@ -262,6 +282,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// discarded until the peer's close (at most [`Config::close_timeout`]),
     /// then lingering and the transport's shutdown. `Ok` if it closed
     /// cleanly (also when the peer closed first).
+    ///
+    /// Cancel safety: a dropped call leaves the closing handshake under
+    /// way (our close frame queued or sent); call `close` again, or keep
+    /// calling `recv` until it returns `Ok(None)`, to finish it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.inner.close(code, reason).await
     }
