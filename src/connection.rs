@@ -9,7 +9,7 @@ use core::time::Duration;
 use base64::Engine as _;
 
 use crate::config::Config;
-use crate::deflate::{Deflate, DeflateParams};
+use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateParams};
 use crate::error::{Error, HandshakeError, ProtocolError, Timeout, UsageError};
 use crate::frame::{CloseCode, CloseFrame, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1, apply_mask};
 use crate::handshake::server::{write_error_response, write_handshake_error};
@@ -390,8 +390,12 @@ struct Inner {
     request: Option<Box<Request>>,
     response: Option<Box<Response>>,
     protocol: Option<Box<str>>,
-    /// permessage-deflate, once negotiated.
-    deflate: Option<Box<Deflate>>,
+    /// permessage-deflate, once negotiated: what we send, and what we receive.
+    compressor: Option<Box<Compressor>>,
+    decompressor: Option<Box<Decompressor>>,
+    /// The compressed form of the message being sent, framed from here
+    /// since a frame header needs the payload's length.
+    compressed: Vec<u8>,
     closed: Option<Closed>,
     closed_reported: bool,
     eof: bool,
@@ -530,8 +534,7 @@ impl Connection {
     ) -> Result<Self, Error> {
         params.validate().map_err(UsageError::InvalidConfig)?;
         let mut conn = Self::new(role, Phase::Open, config, now)?;
-        let deflate = conn.inner.config.deflate.clone().unwrap_or_default();
-        conn.inner.deflate = Some(Box::new(Deflate::new(params, role, &deflate)));
+        conn.inner.start_deflate(params, role);
         Ok(conn)
     }
 
@@ -576,7 +579,9 @@ impl Connection {
                 request: None,
                 response: None,
                 protocol: None,
-                deflate: None,
+                compressor: None,
+                decompressor: None,
+                compressed: Vec::new(),
                 closed: None,
                 closed_reported: false,
                 eof: false,
@@ -733,12 +738,16 @@ impl Connection {
         let Some(request) = s.request.as_deref().filter(|_| s.phase == Phase::AwaitingAccept) else {
             return Err(UsageError::NoPendingRequest.into());
         };
-        let deflate = s.config.deflate.as_ref().and_then(|config| {
-            Some((crate::deflate::negotiation::server_answer(request.extensions(), config)?, config))
-        });
-        accept.write_response(request, deflate.as_ref().map(|((_, answer), _)| answer.as_str()), &mut s.out.buf)?;
+        let deflate = s
+            .config
+            .deflate
+            .as_ref()
+            .and_then(|config| crate::deflate::negotiation::server_answer(request.extensions(), config));
+        accept.write_response(request, deflate.as_ref().map(|(_, answer)| answer.as_str()), &mut s.out.buf)?;
         s.out.release_on_drain = true;
-        s.deflate = deflate.map(|((params, _), config)| Box::new(Deflate::new(params, Role::Server, config)));
+        if let Some((params, _)) = deflate {
+            s.start_deflate(params, Role::Server);
+        }
         s.protocol = accept.protocol.map(Into::into);
         s.request = None;
         s.phase = Phase::Open;
@@ -783,15 +792,12 @@ impl Connection {
         }
         let data = message.as_bytes();
         let max_frame = s.config.max_send_frame_size;
-        match s.deflate.as_deref_mut().filter(|d| d.wants(data.len())) {
-            Some(deflate) => {
-                s.out.write_data(opcode_of(message.kind()), RSV1, deflate.compress(data, true), true, max_frame);
-                let capacity = deflate.scratch_capacity();
-                if s.free_now(capacity)
-                    && let Some(deflate) = s.deflate.as_deref_mut()
-                {
-                    deflate.release_scratch();
-                }
+        match s.compressor.as_deref_mut().filter(|c| c.wants(data.len())) {
+            Some(compressor) => {
+                s.compressed.clear();
+                compressor.compress_into(data, true, &mut s.compressed);
+                s.out.write_data(opcode_of(message.kind()), RSV1, &s.compressed, true, max_frame);
+                s.compressed_sent();
             }
             None => s.out.write_data(opcode_of(message.kind()), 0, data, true, max_frame),
         }
@@ -813,7 +819,7 @@ impl Connection {
             Some((_, compressed, utf8)) => (OpCode::Continuation, compressed, utf8),
             None => {
                 // Whether a streamed message is compressed is decided by its first chunk.
-                let compressed = s.deflate.as_deref().is_some_and(|d| d.wants(data.len()));
+                let compressed = s.compressor.as_deref().is_some_and(|c| c.wants(data.len()));
                 (opcode_of(kind), compressed, Utf8Validator::default())
             }
         };
@@ -822,15 +828,12 @@ impl Connection {
         }
         let max_frame = s.config.max_send_frame_size;
         let rsv = if compressed && opcode != OpCode::Continuation { RSV1 } else { 0 };
-        match s.deflate.as_deref_mut().filter(|_| compressed) {
-            Some(deflate) => {
-                s.out.write_data(opcode, rsv, deflate.compress(data, fin), fin, max_frame);
-                let capacity = deflate.scratch_capacity();
-                if s.free_now(capacity)
-                    && let Some(deflate) = s.deflate.as_deref_mut()
-                {
-                    deflate.release_scratch();
-                }
+        match s.compressor.as_deref_mut().filter(|_| compressed) {
+            Some(compressor) => {
+                s.compressed.clear();
+                compressor.compress_into(data, fin, &mut s.compressed);
+                s.out.write_data(opcode, rsv, &s.compressed, fin, max_frame);
+                s.compressed_sent();
             }
             None => s.out.write_data(opcode, 0, data, fin, max_frame),
         }
@@ -1051,7 +1054,7 @@ impl Connection {
 
     /// The permessage-deflate parameters agreed in the handshake, if any.
     pub fn deflate(&self) -> Option<&DeflateParams> {
-        self.inner.deflate.as_deref().map(Deflate::params)
+        self.inner.compressor.as_deref().map(Compressor::params)
     }
 
     /// The configuration.
@@ -1168,8 +1171,8 @@ impl Connection {
         if s.out.buffered() == 0 && s.out.buf.capacity() > keep {
             s.out.drained(true);
         }
-        if let Some(deflate) = s.deflate.as_deref_mut().filter(|d| d.scratch_capacity() > keep) {
-            deflate.release_scratch();
+        if s.compressed.capacity() > keep {
+            s.compressed = Vec::new();
         }
     }
 
@@ -1201,8 +1204,8 @@ impl Connection {
                 .check_response(head, accept, s.config.max_headers, s.config.deflate.as_ref())
                 .map(|response| {
                     s.protocol = response.protocol().map(Into::into);
-                    if let (Some(params), Some(config)) = (response.deflate(), s.config.deflate.as_ref()) {
-                        s.deflate = Some(Box::new(Deflate::new(*params, Role::Client, config)));
+                    if let (Some(params), Some(_)) = (response.deflate(), s.config.deflate.as_ref()) {
+                        s.start_deflate(*params, Role::Client);
                     }
                     s.response = Some(Box::new(response));
                     s.client = None;
@@ -1340,7 +1343,9 @@ impl Connection {
     /// or, when streaming, one chunk of at most [`INFLATE_CHUNK`] bytes.
     fn read_compressed(&mut self) -> Step {
         let s = &mut self.inner;
-        let (Some(mut frame), Some(mut message), Some(deflate)) = (s.frame, s.message, s.deflate.as_deref_mut()) else {
+        let (Some(mut frame), Some(mut message), Some(decompressor)) =
+            (s.frame, s.message, s.decompressor.as_deref_mut())
+        else {
             return Step::NeedMore;
         };
         let streaming = s.config.streaming;
@@ -1385,7 +1390,7 @@ impl Connection {
                 self.msg.reserve_exact(target - old);
             }
             self.msg.resize(old + room, 0);
-            let result = deflate.inflate(input, &mut self.msg[old..]);
+            let result = decompressor.inflate(input, &mut self.msg[old..]);
             let Ok(out) = result else {
                 self.msg.truncate(old);
                 s.fail(ProtocolError::InvalidCompressedData.into());
@@ -1417,7 +1422,7 @@ impl Connection {
         // Output that filled the chunk may not be all there is.
         let drained = !streaming || self.msg.len() < INFLATE_CHUNK;
         let fin = last_frame && frame_done && tail_done && drained;
-        if fin && !message.stream_ended && !deflate.at_block_boundary() {
+        if fin && !message.stream_ended && !decompressor.at_block_boundary() {
             s.fail(ProtocolError::InvalidCompressedData.into());
             return Step::Continue;
         }
@@ -1430,7 +1435,7 @@ impl Connection {
         s.message = Some(message);
         if fin {
             s.message = None;
-            deflate.end_received_message(message.stream_ended);
+            decompressor.end_message(message.stream_ended);
             if message.kind == MessageKind::Text && !s.utf8.is_complete() {
                 s.fail(ProtocolError::InvalidUtf8.into());
                 return Step::Continue;
@@ -1456,6 +1461,23 @@ const INFLATE_CHUNK: usize = 64 * 1024;
 impl Inner {
     fn tick(&mut self, now: Duration) {
         self.timers.clock = self.timers.clock.max(now);
+    }
+
+    /// permessage-deflate was agreed: one codec half for each direction,
+    /// with the level and threshold of `Config::deflate` or its defaults.
+    fn start_deflate(&mut self, params: DeflateParams, role: Role) {
+        let default = DeflateConfig::default();
+        let config = self.config.deflate.as_ref().unwrap_or(&default);
+        self.compressor = Some(Box::new(Compressor::new(params, role, config)));
+        self.decompressor = Some(Box::new(Decompressor::new(params, role, config)));
+    }
+
+    /// A compressed piece was framed: the compressed-message buffer goes
+    /// now or once the connection is quiet, as `free_now` decides.
+    fn compressed_sent(&mut self) {
+        if self.free_now(self.compressed.capacity()) {
+            self.compressed = Vec::new();
+        }
     }
 
     /// Whether a drained buffer of `capacity` bytes goes now. Small ones
@@ -1518,7 +1540,7 @@ impl Inner {
         // RSV1 marks the first frame of a compressed message, and only that,
         // once permessage-deflate is negotiated (RFC 7692 §6).
         let compressed = header.rsv & RSV1 != 0;
-        let rsv1_allowed = self.deflate.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let rsv1_allowed = self.decompressor.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
         if header.rsv & !RSV1 != 0 || (compressed && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBits);
         }
