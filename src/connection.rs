@@ -1174,6 +1174,12 @@ impl Connection {
         if s.compressed.capacity() > keep {
             s.compressed = Vec::new();
         }
+        if let Some(compressor) = s.compressor.as_deref_mut().filter(|c| c.releasable() > keep) {
+            compressor.release();
+        }
+        if let Some(decompressor) = s.decompressor.as_deref_mut().filter(|d| d.releasable() > keep) {
+            decompressor.release();
+        }
     }
 
     fn read_handshake(&mut self) -> Step {
@@ -1436,6 +1442,12 @@ impl Connection {
         if fin {
             s.message = None;
             decompressor.end_message(message.stream_ended);
+            let state = decompressor.releasable();
+            if s.free_now(state)
+                && let Some(decompressor) = s.decompressor.as_deref_mut()
+            {
+                decompressor.release();
+            }
             if message.kind == MessageKind::Text && !s.utf8.is_complete() {
                 s.fail(ProtocolError::InvalidUtf8.into());
                 return Step::Continue;
@@ -1472,11 +1484,18 @@ impl Inner {
         self.decompressor = Some(Box::new(Decompressor::new(params, role, config)));
     }
 
-    /// A compressed piece was framed: the compressed-message buffer goes
-    /// now or once the connection is quiet, as `free_now` decides.
+    /// A compressed piece was framed: the compressed-message buffer, and
+    /// the compressor state if the message ended without leaving context,
+    /// go now or once the connection is quiet, as `free_now` decides.
     fn compressed_sent(&mut self) {
         if self.free_now(self.compressed.capacity()) {
             self.compressed = Vec::new();
+        }
+        let state = self.compressor.as_deref().map_or(0, Compressor::releasable);
+        if self.free_now(state)
+            && let Some(compressor) = self.compressor.as_deref_mut()
+        {
+            compressor.release();
         }
     }
 

@@ -27,11 +27,18 @@ pub(crate) struct Inflated {
     pub(crate) ended: bool,
 }
 
-/// Inflates what the peer sends. Without context takeover in the peer's
-/// direction the state is built for each message and dropped after it.
+/// Inflates what the peer sends.
+///
+/// Without context takeover in the peer's direction, the state is reset at
+/// the end of each message and kept for the next, instead of being freed
+/// and built again: a reset is a few stores, since miniz reinitialises the
+/// rest when a stream starts and the history buffer is only read behind
+/// the write position, which goes back to zero.
 pub(crate) struct Decompressor {
     no_context_takeover: bool,
     inflater: Option<Box<Inflater>>,
+    /// A message has begun and not ended: its context must stay.
+    in_message: bool,
 }
 
 impl core::fmt::Debug for Decompressor {
@@ -53,12 +60,13 @@ impl Decompressor {
             Role::Client => Role::Server,
         };
         let (_, no_context_takeover) = direction(&params, peer);
-        Self { no_context_takeover, inflater: None }
+        Self { no_context_takeover, inflater: None, in_message: false }
     }
 
     /// Inflates as much of `input` into `output` as fits. `Err` means the
     /// data is not a valid deflate stream.
     pub(crate) fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
+        self.in_message = true;
         self.inflater.get_or_insert_with(Inflater::new).inflate(input, output)
     }
 
@@ -73,10 +81,32 @@ impl Decompressor {
     /// keeps none, or start a new stream if its stream ended, since a stream
     /// that ended cannot be referred back to.
     pub(crate) fn end_message(&mut self, stream_ended: bool) {
-        if self.no_context_takeover {
+        self.in_message = false;
+        if (self.no_context_takeover || stream_ended)
+            && let Some(inflater) = self.inflater.as_deref_mut()
+        {
+            inflater.reset();
+        }
+    }
+
+    /// Heap bytes held by the inflater (0 when it is not allocated).
+    pub(crate) fn memory(&self) -> usize {
+        self.inflater.as_ref().map_or(0, |i| size_of::<Inflater>() + i.buf.capacity())
+    }
+
+    /// Heap bytes [`release`](Self::release) would free now: the inflater,
+    /// when no message is in progress and it holds no history (no context
+    /// takeover, or the peer's stream ended).
+    pub(crate) fn releasable(&self) -> usize {
+        let fresh = self.inflater.as_ref().is_some_and(|i| i.pos == 0);
+        if self.in_message || !fresh { 0 } else { self.memory() }
+    }
+
+    /// Frees the inflater if it holds nothing a later message needs (see
+    /// [`releasable`](Self::releasable)); the next message allocates it again.
+    pub(crate) fn release(&mut self) {
+        if self.releasable() > 0 {
             self.inflater = None;
-        } else if stream_ended && let Some(inflater) = self.inflater.as_mut() {
-            *inflater = Inflater::new();
         }
     }
 }
@@ -96,6 +126,15 @@ struct Inflater {
 impl Inflater {
     fn new() -> Box<Self> {
         Box::new(Self { decomp: DecompressorOxide::new(), buf: Vec::new(), pos: 0, taken: 0, ended: false })
+    }
+
+    /// Starts a new stream, keeping the buffers. The old output left in
+    /// `buf` cannot leak into the new stream: miniz fails any distance
+    /// that reaches before the start of a non-wrapping buffer, and `pos`
+    /// is that start again.
+    fn reset(&mut self) {
+        self.decomp.init();
+        (self.pos, self.taken, self.ended) = (0, 0, false);
     }
 
     fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {

@@ -14,19 +14,32 @@
 //! silently treats as 9. Decompression always uses a 32 KiB window, which
 //! accepts streams made with any window from 8 to 15.
 //!
+//! Without context takeover, the compressor is reset in place after each
+//! message rather than built again: the same zeroing of its 312 KiB, but
+//! no allocation or page faults. (A full flush would clear only its 128 KiB
+//! of hash tables and suffice for correctness, since it sets the dictionary
+//! size that bounds every match distance to zero, but the next message
+//! then compresses more slowly, as the compressor's notes explain.)
+//!
 //! Decompression keeps its history in a plain (non-wrapping) buffer of the
 //! last 32 KiB of output followed by room for new output, so that miniz
 //! checks every back-reference against the output that really exists: a
 //! distance reaching before the start of the stream is corrupt data (1002),
-//! as zlib reports it, not a read of stale bytes.
+//! as zlib reports it, not a read of stale bytes. Without context takeover
+//! the same buffer serves the next message from its start again.
 //!
-//! Memory: miniz_oxide's compressor state is about 312 KiB and the
-//! decompressor's about 58 KiB (10 KiB of tables, 48 KiB of history and
-//! room). A direction with context takeover keeps its state for the life
-//! of the connection; a direction without it allocates the state for one
-//! message and frees it after, so an idle connection that negotiated
+//! Memory: the compressor state is about 312 KiB and the decompressor
+//! about 58 KiB (10 KiB of tables, 48 KiB of history and room). Each is
+//! allocated when its direction first carries a compressed message. With
+//! context takeover the state is the context and is kept for the life of
+//! the connection. Without it (or, for the compressor, with a window below
+//! 15 bits, whose full flushes leave no context) the state is reset between
+//! messages and kept while messages flow, and the connection frees it
+//! with its other large buffers once it has been quiet for
+//! [`Config::buffer_release_delay`](crate::Config::buffer_release_delay)
+//! (at once when that is `None`), so an idle connection that negotiated
 //! `server_no_context_takeover` and `client_no_context_takeover` holds no
-//! deflate memory at all.
+//! deflate memory.
 
 mod compress;
 mod inflate;

@@ -172,6 +172,57 @@ fn no_takeover_never_refers_into_an_earlier_message() {
 }
 
 #[test]
+fn state_is_reused_without_takeover_and_freed_by_release() {
+    let (mut c, mut d) = pair(true, 15, 1);
+    assert_eq!((c.memory(), d.memory()), (0, 0));
+    let message = text(2000, 3);
+    let payload = compress(&mut c, &message, &[]);
+    inflate(&mut d, &payload, 4096).unwrap();
+    let (cm, dm) = (c.memory(), d.memory());
+    assert!(cm > 300 * 1024 && dm > 48 * 1024, "{cm} {dm}");
+    assert_eq!((c.releasable(), d.releasable()), (cm, dm));
+    // Mid-message, the state is the message's context.
+    let mut out = Vec::new();
+    c.compress_into(&message, false, &mut out);
+    assert_eq!(c.releasable(), 0);
+    c.release();
+    assert_eq!(c.memory(), cm);
+    c.compress_into(&[], true, &mut out);
+    d.inflate(&payload, &mut [0; 10]).unwrap();
+    assert_eq!(d.releasable(), 0);
+    d.release();
+    assert_eq!(d.memory(), dm);
+    d.end_message(false);
+    c.release();
+    d.release();
+    assert_eq!((c.memory(), d.memory()), (0, 0));
+    // And allocated again by the next message.
+    let payload = compress(&mut c, &message, &[]);
+    assert_eq!(inflate(&mut d, &payload, 4096), Ok(message));
+}
+
+#[test]
+fn takeover_state_is_the_context_and_stays() {
+    let (mut c, mut d) = pair(false, 15, 1);
+    let message = text(2000, 4);
+    let payload = compress(&mut c, &message, &[]);
+    inflate(&mut d, &payload, 4096).unwrap();
+    c.release();
+    d.release();
+    assert_eq!((c.releasable(), d.releasable()), (0, 0));
+    assert!(c.memory() > 0 && d.memory() > 0);
+    let again = compress(&mut c, &message, &[]);
+    assert!(again.len() < payload.len() / 4);
+    assert_eq!(inflate(&mut d, &again, 4096), Ok(message));
+    // A window below 15 bits leaves no context to keep.
+    let (mut c, _) = pair(false, 10, 1);
+    compress(&mut c, &text(2000, 5), &[]);
+    assert!(c.releasable() > 0);
+    c.release();
+    assert_eq!(c.memory(), 0);
+}
+
+#[test]
 fn a_stream_ended_by_a_final_block_starts_afresh() {
     // A peer with takeover that ends its stream: the rest of the message is
     // ignored and the next message is a new stream.
@@ -181,6 +232,7 @@ fn a_stream_ended_by_a_final_block_starts_afresh() {
     // The sync-flush tail, an empty final block, then bytes to ignore.
     first.extend_from_slice(&[0x00, 0x00, 0xff, 0xff, 0x03, 0x00, 0xde, 0xad]);
     assert_eq!(inflate(&mut d, &first, 4096), Ok(b"hello hello".to_vec()));
+    assert_eq!(d.releasable(), d.memory());
     let second = compress(&mut c, b"world", &[]);
     assert_eq!(inflate(&mut d, &second, 4096), Ok(b"world".to_vec()));
 }
@@ -196,6 +248,20 @@ fn corrupt_data_fails() {
         let (_, mut d) = pair(no_context, 15, 1);
         assert!(inflate(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00], 4096).is_err());
     }
+}
+
+#[test]
+fn no_takeover_forgets_even_after_a_reset_buffer_held_the_same_bytes() {
+    // The reused history buffer still holds the previous message; a
+    // reference into it (from a compressor that keeps its context) must
+    // fail as if the buffer were new.
+    let (mut c, _) = pair(false, 15, 1);
+    let message = text(3000, 11);
+    let first = compress(&mut c, &message, &[]);
+    let second = compress(&mut c, &message, &[]);
+    let (_, mut fresh) = pair(true, 15, 1);
+    assert_eq!(inflate(&mut fresh, &first, 4096), Ok(message));
+    assert!(inflate(&mut fresh, &second, 4096).is_err());
 }
 
 #[test]
