@@ -1,5 +1,5 @@
 //! The sending half of permessage-deflate: compresses outgoing messages
-//! into the caller's buffer.
+//! into the caller's buffer, and whole messages once for many connections.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -68,6 +68,28 @@ impl Compressor {
         }
     }
 
+    /// A compressor whose every message starts from a fresh context, for
+    /// messages compressed once and sent on many connections (see
+    /// [`compress_message`]). `level` is 0 to 10, `window_bits` 8 to 15.
+    pub(crate) fn standalone(level: u8, window_bits: u8) -> Self {
+        let window_bits = window_bits.clamp(8, MAX_WINDOW_BITS);
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            server_max_window_bits: window_bits,
+            ..DeflateParams::default()
+        };
+        Self {
+            params,
+            level: level.min(10),
+            threshold: 0,
+            window_bits,
+            no_context_takeover: true,
+            state: None,
+            in_message: false,
+            context: false,
+        }
+    }
+
     /// The parameters this compressor was built with.
     pub(crate) fn params(&self) -> &DeflateParams {
         &self.params
@@ -113,6 +135,20 @@ impl Compressor {
         self.context = !self.no_context_takeover && self.window_bits >= MAX_WINDOW_BITS;
     }
 
+    /// Makes the next message refer to nothing sent before it, between
+    /// messages. Needed after a message compressed elsewhere (a prepared
+    /// one, [`compress_message`]) was sent in this direction with context
+    /// takeover: the peer's window then holds that message, ours does not.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the connection does not send prepared messages yet"))]
+    pub(crate) fn forget(&mut self) {
+        debug_assert!(!self.in_message, "forget() inside a message");
+        if let Some(state) = self.state.as_deref_mut().filter(|_| self.context) {
+            // A message's sync flush left nothing pending to lose.
+            state.reset();
+            self.context = false;
+        }
+    }
+
     /// Heap bytes held by the compressor state (0 when it is not allocated).
     pub(crate) fn memory(&self) -> usize {
         if self.state.is_some() { COMPRESSOR_BYTES } else { 0 }
@@ -134,6 +170,24 @@ impl Compressor {
             self.state = None;
         }
     }
+}
+
+/// Compresses `data` as one whole message with a fresh context into `out`
+/// (appended, sync-flush tail removed), with miniz `level` (0 to 10) and a
+/// window of `2^window_bits` bytes (8 to 15).
+///
+/// The result is valid on any connection in a direction whose window is at
+/// least that large, with or without context takeover: it refers to
+/// nothing before itself, and every message there ends at a block
+/// boundary, so it is a valid continuation of the peer's stream. A
+/// connection with context takeover must [`forget`](Compressor::forget)
+/// after sending it. This builds a compressor for the one message; to
+/// compress many, keep a [`Compressor::standalone`] and call
+/// [`compress_into`](Compressor::compress_into) with `fin` on it, which
+/// saves allocating 312 KiB (and its page faults) each time.
+#[cfg_attr(not(test), expect(dead_code, reason = "the connection does not send prepared messages yet"))]
+pub(crate) fn compress_message(data: &[u8], level: u8, window_bits: u8, out: &mut Vec<u8>) {
+    Compressor::standalone(level, window_bits).compress_into(data, true, out);
 }
 
 /// Compresses all of `data` with `flush`, appending the output to `out`.

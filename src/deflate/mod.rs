@@ -48,6 +48,8 @@ pub mod negotiation;
 mod tests;
 
 pub(crate) use compress::Compressor;
+#[cfg_attr(not(test), expect(unused_imports, reason = "the connection does not send prepared messages yet"))]
+pub(crate) use compress::compress_message;
 pub(crate) use inflate::Decompressor;
 
 use crate::role::Role;

@@ -227,13 +227,14 @@ fn a_stream_ended_by_a_final_block_starts_afresh() {
     // A peer with takeover that ends its stream: the rest of the message is
     // ignored and the next message is a new stream.
     let (_, mut d) = pair(false, 15, 1);
-    let (mut c, _) = pair(true, 15, 1);
-    let mut first = compress(&mut c, b"hello hello", &[]);
+    let mut first = Vec::new();
+    crate::deflate::compress_message(b"hello hello", 1, 15, &mut first);
     // The sync-flush tail, an empty final block, then bytes to ignore.
     first.extend_from_slice(&[0x00, 0x00, 0xff, 0xff, 0x03, 0x00, 0xde, 0xad]);
     assert_eq!(inflate(&mut d, &first, 4096), Ok(b"hello hello".to_vec()));
     assert_eq!(d.releasable(), d.memory());
-    let second = compress(&mut c, b"world", &[]);
+    let mut second = Vec::new();
+    crate::deflate::compress_message(b"world", 1, 15, &mut second);
     assert_eq!(inflate(&mut d, &second, 4096), Ok(b"world".to_vec()));
 }
 
@@ -265,6 +266,46 @@ fn no_takeover_forgets_even_after_a_reset_buffer_held_the_same_bytes() {
 }
 
 #[test]
+fn prepared_messages_continue_any_stream() {
+    // Compressed once, sent between a connection's own messages, with and
+    // without takeover; with takeover the connection forgets after it.
+    for bits in [15, 9] {
+        for no_context in [false, true] {
+            let (mut c, mut d) = pair(no_context, 15, 1);
+            let own = text(3000, 21);
+            let shared = text(3000, 22);
+            let mut prepared = Vec::new();
+            compress_message(&shared, 1, bits, &mut prepared);
+            assert_eq!(inflate_alone(&prepared), shared);
+            let mut keeper = Compressor::standalone(1, bits);
+            for _ in 0..3 {
+                let payload = compress(&mut c, &own, &[]);
+                assert_eq!(inflate(&mut d, &payload, 4096), Ok(own.clone()));
+                let mut again = Vec::new();
+                keeper.compress_into(&shared, true, &mut again);
+                assert!(again == prepared, "a kept compressor gives the same bytes");
+                assert_eq!(inflate(&mut d, &prepared, 4096), Ok(shared.clone()));
+                c.forget();
+            }
+        }
+    }
+}
+
+#[test]
+fn forgetting_is_needed_after_a_prepared_message_with_takeover() {
+    // Without `forget`, our compressor refers back to its previous message
+    // at a distance that, on the peer's side, lands in the prepared one.
+    let (mut c, mut d) = pair(false, 15, 1);
+    let own = text(3000, 31);
+    let mut prepared = Vec::new();
+    compress_message(&text(3000, 32), 1, 15, &mut prepared);
+    inflate(&mut d, &compress(&mut c, &own, &[]), 4096).unwrap();
+    inflate(&mut d, &prepared, 4096).unwrap();
+    let stale = compress(&mut c, &own, &[]);
+    assert!(inflate(&mut d, &stale, 4096) != Ok(own));
+}
+
+#[test]
 fn window_bits_8_is_honoured_not_rounded_to_9() {
     // Distances up to 256 only: a repeat 300 bytes back must not match.
     let unit = noise(300, 5);
@@ -290,4 +331,7 @@ fn empty_messages() {
             assert_eq!(inflate(&mut d, &payload, 4096), Ok(Vec::new()));
         }
     }
+    let mut out = Vec::new();
+    compress_message(&[], 1, 15, &mut out);
+    assert_eq!(inflate_alone(&out), b"");
 }
