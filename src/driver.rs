@@ -133,6 +133,12 @@ impl From<crate::Error> for Error {
     }
 }
 
+impl From<crate::UsageError> for Error {
+    fn from(e: crate::UsageError) -> Self {
+        Self::WebSocket(e.into())
+    }
+}
+
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
@@ -350,12 +356,9 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
     /// Waits until a message may be queued (the send buffer is below its
     /// high-water mark), writing meanwhile.
     pub(crate) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.buffered_amount() >= self.conn.config().write_buffer_high_water {
-            match self.poll_write_out(cx) {
-                Poll::Ready(Ok(())) => break,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
+        if self.conn.buffered_amount() >= self.conn.config().write_buffer_high_water {
+            // Writing everything out empties the buffer.
+            return self.poll_write_out(cx);
         }
         Poll::Ready(Ok(()))
     }

@@ -386,7 +386,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         self.side.rx.set_streaming(streaming);
     }
 
-    /// Puts the halves back together.
+    /// Puts the halves back together; gives them back if they belong to
+    /// different sockets.
+    // The error hands both halves back untouched, as tokio's `unsplit` does.
+    #[allow(clippy::result_large_err)]
     pub fn reunite(self, write: WriteHalf<S>) -> Result<WebSocket<S>, (Self, WriteHalf<S>)> {
         if !Arc::ptr_eq(&self.side.write, &write.side) {
             return Err((self, write));

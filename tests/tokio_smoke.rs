@@ -1,3 +1,6 @@
+//! A first round trip through each async adapter over loopback (tokio, and
+//! smol for futures-io); the behaviour suite covers them in depth.
+
 #![cfg(feature = "tokio")]
 use futures_util::StreamExt;
 use wscore::{CloseCode, Message};

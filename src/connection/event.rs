@@ -121,6 +121,7 @@ pub struct Chunk<'a> {
 
 impl<'a> Chunk<'a> {
     /// A whole message as its single, final chunk.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn whole(message: Message<'a>) -> Self {
         Self { kind: message.kind(), data: message.as_bytes(), fin: true }
     }

@@ -59,6 +59,26 @@ impl PreparedMessage {
         prepared
     }
 
+    /// Frames `message` as it is and also compressed by `compressor`
+    /// (whatever its length), which a broadcast loop keeps from one message
+    /// to the next instead of building a compressor for each.
+    ///
+    /// ```
+    /// use wscore::deflate::MessageCompressor;
+    /// use wscore::{Message, PreparedMessage};
+    /// let mut compressor = MessageCompressor::new(1, 15);
+    /// let text = "tick ".repeat(100);
+    /// let prepared = PreparedMessage::with_compressor(Message::Text(&text), &mut compressor);
+    /// assert!(prepared.compressed_len().unwrap() < text.len());
+    /// ```
+    pub fn with_compressor(message: Message<'_>, compressor: &mut crate::deflate::MessageCompressor) -> Self {
+        let mut prepared = Self::new(message);
+        let mut compressed = Vec::new();
+        compressor.compress(message.as_bytes(), &mut compressed);
+        prepared.compressed = Some((frame(message.kind(), RSV1, &compressed), compressor.window_bits()));
+        prepared
+    }
+
     /// The message kind.
     pub fn kind(&self) -> MessageKind {
         self.kind

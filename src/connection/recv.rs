@@ -579,6 +579,15 @@ impl Recv {
             if let Some(inflater) = inflater {
                 inflater.end_message(message.stream_ended);
             }
+            // State no later message needs goes once the connection is
+            // quiet, as large buffers do.
+            let releasable = self.inflater.as_deref().map_or(0, Decompressor::releasable);
+            if releasable > 0
+                && self.free_now(config, releasable, shared)
+                && let Some(inflater) = self.inflater.as_deref_mut()
+            {
+                inflater.release();
+            }
             if message.kind == MessageKind::Text && !self.utf8.is_complete() {
                 self.fail(shared, ProtocolError::InvalidUtf8.into());
                 return Step::Continue;

@@ -405,6 +405,7 @@ impl Send {
         self.out.buf.resize(start + slot, 0);
         let Some(compressor) = self.compressor.as_deref_mut() else { return };
         compressor.compress_into(data, fin, &mut self.out.buf);
+
         let len = self.out.buf.len() - start - slot;
         if len > config.max_send_frame_size {
             // Rare: more than a frame's worth of compressed output. Frame it
@@ -448,10 +449,24 @@ impl Send {
         let opcode = opcode_of(message.kind());
         if self.compressor.as_deref().is_some_and(|c| c.wants(data.len())) {
             self.write_compressed(config, opcode, data, true);
+            self.compressed_message_sent(config, shared);
         } else {
             self.write_data(config, opcode, 0, data, true);
         }
         Ok(())
+    }
+
+    /// A compressed message ended: codec state that no later message needs
+    /// (no context takeover) goes once the connection is quiet, as large
+    /// buffers do.
+    fn compressed_message_sent<A: Access>(&mut self, config: &Config, shared: &mut A) {
+        let releasable = self.compressor.as_deref().map_or(0, Compressor::releasable);
+        if releasable > 0
+            && self.free_now(config, releasable, shared)
+            && let Some(compressor) = self.compressor.as_deref_mut()
+        {
+            compressor.release();
+        }
     }
 
     /// Sends one piece of a streamed message.
@@ -478,6 +493,9 @@ impl Send {
         }
         if compressed {
             self.write_compressed(config, opcode, data, fin);
+            if fin {
+                self.compressed_message_sent(config, shared);
+            }
         } else {
             self.write_data(config, opcode, 0, data, fin);
         }
@@ -754,7 +772,9 @@ mod owned {
             if compressed.is_some()
                 && let Some(c) = self.compressor.as_deref_mut()
             {
-                c.reset();
+                // The peer's history now holds the prepared message, ours
+                // does not: start a new context.
+                c.forget();
             }
             Ok(())
         }

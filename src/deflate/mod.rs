@@ -1,5 +1,8 @@
 //! permessage-deflate (RFC 7692): the negotiated parameters, their
-//! negotiation ([`negotiation`]), and the per-message codec.
+//! negotiation ([`negotiation`]), and the per-message codec, in two
+//! halves that share nothing: a compressor for what we send and a
+//! decompressor for what we receive, so a connection's send and receive
+//! paths each own one.
 //!
 //! Compression uses `miniz_oxide`, whose compressor always keeps a 32 KiB
 //! window. When the peer limits our window to `2^bits` bytes with
@@ -11,31 +14,45 @@
 //! silently treats as 9. Decompression always uses a 32 KiB window, which
 //! accepts streams made with any window from 8 to 15.
 //!
+//! Without context takeover, the compressor is reset in place after each
+//! message rather than built again: the same zeroing of its 312 KiB, but
+//! no allocation or page faults. (A full flush would clear only its 128 KiB
+//! of hash tables and suffice for correctness, since it sets the dictionary
+//! size that bounds every match distance to zero, but the next message
+//! then compresses more slowly, as the compressor's notes explain.)
+//!
 //! Decompression keeps its history in a plain (non-wrapping) buffer of the
 //! last 32 KiB of output followed by room for new output, so that miniz
 //! checks every back-reference against the output that really exists: a
 //! distance reaching before the start of the stream is corrupt data (1002),
-//! as zlib reports it, not a read of stale bytes.
+//! as zlib reports it, not a read of stale bytes. Without context takeover
+//! the same buffer serves the next message from its start again.
 //!
-//! Memory: miniz_oxide's compressor state is about 300 KiB and the
-//! decompressor's about 60 KiB (tables plus history and room). A direction with context takeover keeps its
-//! state for the life of the connection; a direction without it allocates
-//! the state for one message and frees it after, so an idle connection that
-//! negotiated `server_no_context_takeover` and `client_no_context_takeover`
-//! holds no deflate memory at all.
+//! Memory: the compressor state is about 312 KiB and the decompressor
+//! about 58 KiB (10 KiB of tables, 48 KiB of history and room). Each is
+//! allocated when its direction first carries a compressed message. With
+//! context takeover the state is the context and is kept for the life of
+//! the connection. Without it (or, for the compressor, with a window below
+//! 15 bits, whose full flushes leave no context) the state is reset between
+//! messages and kept while messages flow, and the connection frees it
+//! with its other large buffers once it has been quiet for
+//! [`Config::buffer_release_delay`](crate::Config::buffer_release_delay)
+//! (at once when that is `None`), so an idle connection that negotiated
+//! `server_no_context_takeover` and `client_no_context_takeover` holds no
+//! deflate memory.
 
+mod compress;
+mod inflate;
 pub mod negotiation;
-mod shim;
+#[cfg(test)]
+mod tests;
 
-pub(crate) use shim::{Compressor, Decompressor, compress_message};
-
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output};
-use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::inflate_flags::{TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF};
-use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
+pub(crate) use compress::Compressor;
+#[cfg(feature = "bytes")]
+pub(crate) use compress::compress_message;
+pub(crate) use inflate::Decompressor;
 
 use crate::role::Role;
 
@@ -168,212 +185,44 @@ impl Default for DeflateParams {
     }
 }
 
-/// The outcome of one inflate call.
-pub(crate) struct Inflated {
-    pub(crate) consumed: usize,
-    pub(crate) written: usize,
-    /// The stream ended with a final block (RFC 7692 §7.2.3.4): nothing but
-    /// our appended tail may follow in this message.
-    pub(crate) ended: bool,
-}
-
-/// One connection's permessage-deflate state.
-pub(crate) struct Deflate {
-    params: DeflateParams,
-    role: Role,
-    level: u8,
-    threshold: usize,
-    compressor: Option<Box<CompressorOxide>>,
-    inflater: Option<Box<Inflater>>,
-    /// The compressed form of the message being sent.
-    scratch: Vec<u8>,
-}
-
-impl core::fmt::Debug for Deflate {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Deflate")
-            .field("params", &self.params)
-            .field("compressor", &self.compressor.is_some())
-            .field("inflater", &self.inflater.is_some())
-            .finish_non_exhaustive()
+/// (window bits, no context takeover) for what `sender` sends.
+fn direction(params: &DeflateParams, sender: Role) -> (u8, bool) {
+    match sender {
+        Role::Server => (params.server_max_window_bits, params.server_no_context_takeover),
+        Role::Client => (params.client_max_window_bits, params.client_no_context_takeover),
     }
 }
 
-impl Deflate {
-    pub(crate) fn new(params: DeflateParams, role: Role, config: &DeflateConfig) -> Self {
-        Self {
-            params,
-            role,
-            level: config.level,
-            threshold: config.threshold,
-            compressor: None,
-            inflater: None,
-            scratch: Vec::new(),
-        }
+/// Compresses whole messages, each with a fresh context, for a broadcast:
+/// one compressed form sent on many connections (see
+/// `PreparedMessage::with_compressor`, with the `bytes` feature). Keeping
+/// one saves allocating and zeroing a compressor (312 KiB) per message.
+///
+/// ```
+/// use wscore::deflate::MessageCompressor;
+/// let mut compressor = MessageCompressor::new(1, 15);
+/// let mut out = Vec::new();
+/// compressor.compress(b"hello hello hello hello", &mut out);
+/// assert!(!out.is_empty() && out.len() < 23);
+/// ```
+#[derive(Debug)]
+pub struct MessageCompressor(Compressor);
+
+impl MessageCompressor {
+    /// With miniz `level` (0 to 10) and a window of `2^window_bits` bytes
+    /// (8 to 15).
+    pub fn new(level: u8, window_bits: u8) -> Self {
+        Self(Compressor::standalone(level, window_bits))
     }
 
-    pub(crate) fn params(&self) -> &DeflateParams {
-        &self.params
+    /// Appends the compressed form of the whole message `data` to `out`,
+    /// sync-flush tail removed.
+    pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.0.compress_into(data, true, out);
     }
 
-    /// Whether a message of `len` bytes should be compressed.
-    pub(crate) fn wants(&self, len: usize) -> bool {
-        len >= self.threshold
-    }
-
-    /// (window bits, no context takeover) for what we send.
-    pub(crate) fn send_side(&self) -> (u8, bool) {
-        let p = &self.params;
-        match self.role {
-            Role::Server => (p.server_max_window_bits, p.server_no_context_takeover),
-            Role::Client => (p.client_max_window_bits, p.client_no_context_takeover),
-        }
-    }
-
-    fn recv_no_context(&self) -> bool {
-        match self.role {
-            Role::Server => self.params.client_no_context_takeover,
-            Role::Client => self.params.server_no_context_takeover,
-        }
-    }
-
-    /// Compresses the next piece of an outgoing message and returns the
-    /// compressed bytes; with `fin`, the message ends and the sync-flush
-    /// tail is removed (RFC 7692 §7.2.1).
-    pub(crate) fn compress(&mut self, data: &[u8], fin: bool) -> &[u8] {
-        let (bits, no_context) = self.send_side();
-        let level = self.level;
-        let compressor = self.compressor.get_or_insert_with(|| {
-            let flags = miniz_oxide::deflate::core::create_comp_flags_from_zip_params(i32::from(level), -15, 0);
-            Box::new(CompressorOxide::new(flags))
-        });
-        self.scratch.clear();
-        let scratch = &mut self.scratch;
-        if bits >= MAX_WINDOW_BITS {
-            compress_all(compressor, data, TDEFLFlush::Sync, scratch);
-        } else {
-            // Pieces of at most the window, each ended by a full flush that
-            // also forgets every earlier match candidate.
-            let piece = 1usize << bits;
-            if data.is_empty() {
-                compress_all(compressor, data, TDEFLFlush::Full, scratch);
-            }
-            for chunk in data.chunks(piece) {
-                compress_all(compressor, chunk, TDEFLFlush::Full, scratch);
-            }
-        }
-        if fin {
-            if scratch.ends_with(&TAIL) {
-                scratch.truncate(scratch.len() - TAIL.len());
-            }
-            if no_context {
-                self.compressor = None;
-            }
-        }
-        &self.scratch
-    }
-
-    /// The capacity of the compressed-message buffer.
-    pub(crate) fn scratch_capacity(&self) -> usize {
-        self.scratch.capacity()
-    }
-
-    /// Frees the compressed-message buffer.
-    pub(crate) fn release_scratch(&mut self) {
-        self.scratch = Vec::new();
-    }
-
-    /// Inflates as much of `input` into `output` as fits. `Err` means the
-    /// data is not a valid deflate stream.
-    pub(crate) fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
-        self.inflater.get_or_insert_with(Inflater::new).inflate(input, output)
-    }
-
-    /// Whether the inflater stopped between two deflate blocks, as it must
-    /// once a message's sync-flush tail has been fed: otherwise the message
-    /// was cut inside a block and the tail was taken as data.
-    pub(crate) fn at_block_boundary(&self) -> bool {
-        self.inflater.as_ref().is_some_and(|i| i.decomp.block_boundary_state().is_some())
-    }
-
-    /// A received compressed message ended: forget the context if the peer
-    /// keeps none, or start a new stream if its stream ended.
-    pub(crate) fn end_received_message(&mut self, stream_ended: bool) {
-        if self.recv_no_context() {
-            self.inflater = None;
-        } else if stream_ended && let Some(inflater) = self.inflater.as_mut() {
-            // A stream that ended cannot be referred back to: start afresh.
-            *inflater = Inflater::new();
-        }
-    }
-}
-
-/// How much history a deflate stream may refer back to (RFC 1951).
-const HISTORY: usize = 32 * 1024;
-/// Room for new output after the history; when it is full the newest
-/// [`HISTORY`] bytes slide to the front.
-const ROOM: usize = 16 * 1024;
-
-/// A streaming raw-deflate decompressor over miniz_oxide's core, whose
-/// output buffer does not wrap, so that back-references are checked.
-struct Inflater {
-    decomp: DecompressorOxide,
-    /// `buf[..pos]` is output: the history, then output not yet handed out
-    /// from `taken` on.
-    buf: Vec<u8>,
-    pos: usize,
-    taken: usize,
-    ended: bool,
-}
-
-impl Inflater {
-    fn new() -> Box<Self> {
-        Box::new(Self { decomp: DecompressorOxide::new(), buf: Vec::new(), pos: 0, taken: 0, ended: false })
-    }
-
-    fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
-        if self.buf.is_empty() {
-            self.buf.resize(HISTORY + ROOM, 0);
-        }
-        let (mut consumed, mut written) = (0, 0);
-        loop {
-            let pending = self.pos - self.taken;
-            let n = pending.min(output.len() - written);
-            output[written..written + n].copy_from_slice(&self.buf[self.taken..self.taken + n]);
-            (self.taken, written) = (self.taken + n, written + n);
-            if self.taken < self.pos || self.ended {
-                break;
-            }
-            if self.pos == self.buf.len() {
-                self.buf.copy_within(self.pos - HISTORY..self.pos, 0);
-                (self.pos, self.taken) = (HISTORY, HISTORY);
-            }
-            let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF | TINFL_FLAG_HAS_MORE_INPUT;
-            let (status, read, out) = decompress(&mut self.decomp, &input[consumed..], &mut self.buf, self.pos, flags);
-            consumed += read;
-            self.pos += out;
-            match status {
-                TINFLStatus::Done => self.ended = true,
-                TINFLStatus::HasMoreOutput => {}
-                TINFLStatus::NeedsMoreInput if read == 0 && out == 0 => break,
-                TINFLStatus::NeedsMoreInput => {}
-                _ => return Err(()),
-            }
-        }
-        Ok(Inflated { consumed, written, ended: self.ended })
-    }
-}
-
-/// Compresses all of `data` with `flush`, appending the output to `out`.
-fn compress_all(compressor: &mut CompressorOxide, mut data: &[u8], flush: TDEFLFlush, out: &mut Vec<u8>) {
-    loop {
-        let (status, consumed) = compress_to_output(compressor, data, flush, |bytes| {
-            out.extend_from_slice(bytes);
-            true
-        });
-        data = &data[consumed.min(data.len())..];
-        if status != TDEFLStatus::Okay || data.is_empty() {
-            return;
-        }
+    /// The window the messages are compressed with, `2^bits` bytes.
+    pub fn window_bits(&self) -> u8 {
+        self.0.window_bits()
     }
 }
