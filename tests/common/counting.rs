@@ -1,3 +1,6 @@
+// Each test crate that counts uses a different part of this.
+#![allow(dead_code)]
+
 //! A global allocator that counts, per thread, the bytes currently
 //! allocated and their peak.
 
