@@ -31,12 +31,15 @@
 //!   bytes, not a copy. The client set is a map under a mutex that is never
 //!   held across an `.await`; broadcasting enqueues under it, so every
 //!   client sees messages in the same order. Join and leave notices are
-//!   text messages starting with `* `.
+//!   text messages starting with `* `; a client can send such a line too,
+//!   since each message goes out byte for byte as it came (a real chat
+//!   would wrap messages, in JSON with the sender, say).
 //! - **Split sockets.** Each connection is split into a
 //!   [`ReadHalf`](wscore::tokio::ReadHalf), which receives, answers pings
 //!   and runs the heartbeat, and a [`WriteHalf`](wscore::tokio::WriteHalf),
-//!   which sends the client's queue; one task drives both, so a client whose
-//!   socket is full stalls only its own writer.
+//!   which sends the client's queue; one task drives both (a `select!`
+//!   with the room's signal that the client was disconnected), so a client
+//!   whose socket is full stalls only its own writer.
 //!
 //! # Slow clients
 //! Each client has a queue of [`QUEUE`] messages. Broadcasting never waits
@@ -47,6 +50,9 @@
 //! client holds at most its write buffer (`write_buffer_high_water`, set
 //! to 256 KiB here, plus one message) and [`QUEUE`] messages of at most
 //! 64 KiB each, which it shares with the other clients.
+//!
+//! `tests/browser/run.sh` runs this server and drives the page in headless
+//! Chromium, with scripted clients for the heartbeat and the slow client.
 
 use std::collections::HashMap;
 use std::io;

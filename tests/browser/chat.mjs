@@ -6,6 +6,7 @@
 //   CHAT_LOG  the file the server's output goes to (it prints joins, leaves
 //             and disconnections there)
 //   CHROMIUM  the browser (default /usr/bin/chromium)
+//   CHAT_DEFLATE  "0" when the server runs with --no-deflate
 // Steps run in order and the first failure ends the run with its reason;
 // the whole run has a budget of 30 s, so it never hangs.
 
@@ -17,6 +18,7 @@ import WebSocket from "ws";
 const url = process.env.CHAT_URL;
 const serverLog = process.env.CHAT_LOG;
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const deflate = process.env.CHAT_DEFLATE !== "0";
 if (!url || !serverLog) {
   console.error("CHAT_URL and CHAT_LOG must be set; run tests/browser/run.sh");
   process.exit(2);
@@ -71,8 +73,15 @@ async function openTab(browser, name) {
   // Chromium throttles the hidden ones, which makes clicks in them slow.
   const page = await (await browser.newContext()).newPage();
   page.on("pageerror", (e) => console.error(`tab ${name}: page error: ${e.message}`));
-  await page.goto(url);
   const tab = { name, page };
+  // The handshake's answer, to see what compression was agreed on.
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on("Network.webSocketHandshakeResponseReceived", ({ response }) => {
+    const headers = Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    tab.extensions = headers["sec-websocket-extensions"] ?? "";
+  });
+  await cdp.send("Network.enable");
+  await page.goto(url);
   await until(`tab ${name} to connect`, async () => (await page.textContent("#status")) === "open");
   // The room tells a newcomer about itself first.
   const first = await until(`tab ${name}'s join notice`, async () => (await logOf(tab))[0]);
@@ -116,11 +125,10 @@ function openClient(name, options = {}) {
     });
     ws.on("close", (code) => {
       client.closed = { code, at: Date.now() };
+      // No-ops once it has joined.
+      reject(new Error(`${name}: closed (${code}) before its join notice`));
     });
-    ws.on("error", (e) => {
-      client.error = e;
-      reject(new Error(`${name}: ${e.message}`));
-    });
+    ws.on("error", (e) => reject(new Error(`${name}: ${e.message}`)));
   });
 }
 
@@ -175,6 +183,14 @@ try {
     a = await openTab(browser, "A");
     b = await openTab(browser, "B");
     await waitForNotice(observer, new RegExp(`^\\* client ${b.id} joined`));
+    for (const tab of [observer, a, b]) {
+      check(tab.extensions !== undefined, `tab ${tab.name}: no handshake response seen`);
+      // With it, the long message below goes out compressed, once for all.
+      check(
+        tab.extensions.includes("permessage-deflate") === deflate,
+        `tab ${tab.name}: the server answered Sec-WebSocket-Extensions: "${tab.extensions}" (deflate ${deflate ? "on" : "off"})`,
+      );
+    }
   });
 
   const sent = { A: [], B: [] };
@@ -217,7 +233,11 @@ try {
     ]);
     const total = sent.A.length + sent.B.length;
     for (const tab of [a, b, observer]) {
-      await until(`tab ${tab.name} to show all ${total} messages`, async () => (await messagesOf(tab)).length >= total);
+      try {
+        await until(`tab ${tab.name} to show all ${total} messages`, async () => (await messagesOf(tab)).length >= total);
+      } catch (e) {
+        throw new Error(`${e.message}; it shows ${JSON.stringify(await messagesOf(tab))}`);
+      }
     }
     const logs = await Promise.all([a, b, observer].map(messagesOf));
     for (const [tab, log] of [[a, logs[0]], [b, logs[1]], [observer, logs[2]]]) {

@@ -54,16 +54,24 @@ if [[ -z "$port" ]]; then
   exit 1
 fi
 # It prints after binding, but check that the port takes connections.
+accepting=""
 for _ in $(seq 50); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    accepting=1
     break
   fi
   sleep 0.1
 done
+if [[ -z "$accepting" ]]; then
+  echo "run.sh: port $port does not take connections" >&2
+  exit 1
+fi
 
+deflate=1
+[[ " ${CHAT_FLAGS:-} " == *" --no-deflate "* ]] && deflate=0
 status=0
 # The test keeps to 30 s itself; the outer limit is for a stuck Node.
-CHAT_URL="http://127.0.0.1:$port/" CHAT_LOG="$log" timeout 60 node "$here/chat.mjs" || status=$?
+CHAT_URL="http://127.0.0.1:$port/" CHAT_LOG="$log" CHAT_DEFLATE="$deflate" timeout 60 node "$here/chat.mjs" || status=$?
 if [[ "$status" -ne 0 ]]; then
   echo "run.sh: the browser test failed ($status); the server's output:" >&2
   cat "$log" >&2
