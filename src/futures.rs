@@ -240,6 +240,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.inner.send(driver::send_chunk(kind, data, fin)).await
     }
 
+    /// Queues a prepared message without writing it (see
+    /// [`feed`](Self::feed)), so a backlog goes out in few writes.
+    ///
+    /// Cancel safety: as [`send`](Self::send).
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.inner.feed(driver::send_prepared(prepared)).await
+    }
+
     /// Queues a message without writing it unless the send buffer is at its
     /// high-water mark; [`flush`](Self::flush) writes.
     ///
@@ -457,6 +465,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// See [`WebSocket::send_chunk`].
     pub async fn send_chunk(&mut self, kind: MessageKind, data: &[u8], fin: bool) -> Result<(), Error> {
         driver::send_half(&self.side, driver::send_chunk(kind, data, fin), true).await
+    }
+
+    /// See [`WebSocket::feed_prepared`].
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        driver::send_half(&self.side, driver::send_prepared(prepared), false).await
     }
 
     /// See [`WebSocket::feed`].
