@@ -192,7 +192,7 @@ def frame_seeds():
 
 OPS = ["Raw", "Deliver", "Flush", "Text", "Binary", "Chunk", "Ping", "Pong", "Close",
        "Advance", "Deadline", "Eof", "TransportError", "Peek", "Transmit", "Offer", "Poll",
-       "Drain", "SetStreaming", "SendOwned", "SendPrepared", "Split", "DropKept"]
+       "Drain", "SetStreaming", "SendOwned", "SendPrepared", "Split", "DropKept", "AdapterTurn"]
 
 
 def variant(index, count):
@@ -393,6 +393,14 @@ def ops_seeds():
             peek("client"), op("Deadline", side("client")), advance(5000), peek("client"),
             poll("client", 0, True, True), op("Ping", side("server"), blob(b"!")), flush(True),
         ], retain=64, release_ms=10),
+        "adapter-turns": ops_input([
+            op("Binary", side("server"), u16(3000), u8(1)), op("Ping", side("server"), blob(b"hb")),
+            transmit("server", 1500), offer("client"),
+            op("AdapterTurn", side("client"), u16(50), boolean(True), boolean(True), boolean(False)),
+            op("AdapterTurn", side("client"), u16(2000), boolean(False), boolean(True), boolean(True)),
+            deliver("client"), op("AdapterTurn", side("client"), u16(0), boolean(True), boolean(False), boolean(False)),
+            flush(),
+        ], retain=64, release_ms=500),
         "bounded-input-peek": ops_input([
             op("Binary", side("client"), u16(1500), u8(1)), op("Binary", side("client"), u16(1500), u8(2)),
             op("Binary", side("client"), u16(1500), u8(3)), op("Binary", side("client"), u16(1500), u8(4)),
@@ -472,6 +480,29 @@ def known_ops():
     }
 
 
+def ops_dict():
+    """libFuzzer dictionary entries for connection_ops: each operation's tag
+    (the Vec's continue byte and the variant), and each side and half, so
+    that a mutation can insert a whole new operation, a peek or a timer
+    between two others, in one step."""
+    entries = {"op-" + name.lower(): b"\x01" + variant(i, len(OPS)) for i, name in enumerate(OPS)}
+    entries["client"] = side("client")
+    entries["server"] = side("server")
+    entries["recv-half"] = half("recv")
+    entries["send-half"] = half("send")
+    return entries
+
+
+def write_dict(target, entries):
+    path = os.path.join(HERE, "dict", target + ".dict")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("# Written by gen_corpus.py: the encodings of connection_ops' operations.\n")
+        for name, data in entries.items():
+            f.write(name.replace("-", "_") + '="' + "".join("\\x%02x" % b for b in data) + '"\n')
+    print(f"dict/{target}.dict: {len(entries)} entries")
+
+
 def write(target, seeds, folder="corpus", prefix="seed-"):
     directory = os.path.join(HERE, folder, target)
     os.makedirs(directory, exist_ok=True)
@@ -490,3 +521,4 @@ if __name__ == "__main__":
     write("client_handshake", client_seeds())
     write("connection_ops", ops_seeds())
     write("connection_ops", known_ops(), folder="known", prefix="known-")
+    write_dict("connection_ops", ops_dict())
