@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora under fuzz/corpus/<target>/.
+"""Writes the seed corpora under fuzz/corpus/<target>/, and the inputs that
+show known library deviations under fuzz/known/<target>/.
 
 The seeds are committed; run this only to change them:
 
@@ -138,6 +139,11 @@ def server_seeds():
         "request-too-large": split_input(0x01, [20], RFC_REQUEST),
         "request-too-many-headers": split_input(0x04, [], RFC_REQUEST.replace(b"\r\n\r\n", b"\r\nA: 1\r\nB: 2\r\n\r\n")),
         "request-lf-only": split_input(0, [], RFC_REQUEST.replace(b"\r\n", b"\n")),
+        "request-then-frames-bounded-input": split_input(
+            0x80, [255, 255], RFC_REQUEST + masked["binary-256"] * 40 + masked["close-1000-reason"]
+        ),
+        "request-rejected-then-frames-lingers": split_input(0x20, [], RFC_REQUEST + masked["binary-256"] * 3),
+        "request-bad-then-eof": split_input(0x08, [], RFC_REQUEST.replace(b"GET", b"PUT")),
     }
 
 
@@ -158,6 +164,13 @@ def client_seeds():
         "status-403": split_input(0x08, [], b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"),
         "truncated-eof": split_input(0x08, [], response(CLIENT_ACCEPT)[:30]),
         "too-large": split_input(0x10, [], response(CLIENT_ACCEPT, b"X-Pad: " + b"p" * 300 + b"\r\n")),
+        "status-503-body-in-pieces": split_input(
+            0, [20, 3], b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 11\r\n\r\ntry again\r\n"
+        ),
+        "status-401-body-cut-by-eof": split_input(0x08, [], b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 99\r\n\r\nshort"),
+        "valid-101-then-frames-bounded-input": split_input(
+            0x80, [255, 255, 255], response(CLIENT_ACCEPT) + unmasked["binary-256"] * 40 + unmasked["ping-125"]
+        ),
     }
 
 
@@ -178,7 +191,8 @@ def frame_seeds():
 # count, the trailing Vec<Op> as (1, op)* (0); `Bytes` as a u16 length + bytes.
 
 OPS = ["Raw", "Deliver", "Flush", "Text", "Binary", "Chunk", "Ping", "Pong", "Close",
-       "Advance", "Deadline", "Eof", "TransportError", "Peek"]
+       "Advance", "Deadline", "Eof", "TransportError", "Peek", "Transmit", "Offer", "Poll",
+       "Drain", "SetStreaming", "SendOwned", "SendPrepared", "Split", "DropKept", "AdapterTurn"]
 
 
 def variant(index, count):
@@ -189,6 +203,10 @@ def variant(index, count):
 
 def side(name):
     return variant(["client", "server"].index(name), 2)
+
+
+def half(name):
+    return variant(["recv", "send"].index(name), 2)
 
 
 def u8(v):
@@ -203,6 +221,11 @@ def boolean(v):
     return b"\x01" if v else b"\x00"
 
 
+def option(value):
+    """An Option: None, or the encoded value."""
+    return b"\x00" if value is None else b"\x01" + value
+
+
 def blob(data):
     return u16(len(data)) + data
 
@@ -215,18 +238,27 @@ def deflate_opts(level=1, threshold=0, server_nct=False, client_nct=False, serve
                  client_bits=None, fallback=True):
     """One side's DeflateOpts; window bits are 8 + value % 8."""
     out = u8(level) + u8(threshold) + boolean(server_nct) + boolean(client_nct)
-    out += (b"\x01" + u8(server_bits - 8)) if server_bits is not None else b"\x00"
-    out += (b"\x01" + u8(client_bits - 8)) if client_bits is not None else b"\x00"
+    out += option(None if server_bits is None else u8(server_bits - 8))
+    out += option(None if client_bits is None else u8(client_bits - 8))
     return out + boolean(fallback)
 
 
-def ops_input(ops, streaming=False, retain=False, max_send_frame=999, max_fragments=63,
-              ping_ms=None, idle_ms=None, close_ms=500, deflate=None):
-    head = boolean(streaming) + boolean(retain) + u16(max_send_frame) + u8(max_fragments)
-    head += (b"\x01" + u16(ping_ms)) if ping_ms is not None else b"\x00"
-    head += (b"\x01" + u16(idle_ms)) if idle_ms is not None else b"\x00"
+RETAIN = [0, 64, 4096, 16384]
+
+
+def ops_input(ops, streaming=False, retain=4096, release_ms=1000, max_send_frame=999, max_fragments=63,
+              max_unprocessed=65535 - 1024, max_pongs=16, ping_ms=None, idle_ms=None, close_ms=500,
+              deflate=None):
+    """`max_unprocessed` is the config value minus 1 KiB (taken modulo 8 KiB);
+    `max_pongs` the config value (1 to 4)."""
+    head = boolean(streaming) + u8(RETAIN.index(retain))
+    head += option(None if release_ms is None else u16(release_ms))
+    head += u16(max_send_frame) + u8(max_fragments)
+    head += u16(max_unprocessed % 8192) + u8((max_pongs - 1) % 4)
+    head += option(None if ping_ms is None else u16(ping_ms))
+    head += option(None if idle_ms is None else u16(idle_ms))
     head += u16(close_ms)
-    head += (b"\x01" + deflate[0] + deflate[1]) if deflate is not None else b"\x00"
+    head += option(None if deflate is None else deflate[0] + deflate[1])
     return head + b"".join(ops) + b"\x00"
 
 
@@ -234,8 +266,32 @@ def deliver(to, max_bytes=0xFFFF, pieces=0, direct=False):
     return op("Deliver", side(to), u16(max_bytes), u8(pieces), boolean(direct))
 
 
-def flush():
-    return op("Flush")
+def flush(owned=False):
+    return op("Flush", boolean(owned))
+
+
+def drain(who, owned=False):
+    return op("Drain", side(who), boolean(owned))
+
+
+def poll(who, count=0, owned=False, keep=False):
+    return op("Poll", side(who), u8(count), boolean(owned), boolean(keep))
+
+
+def transmit(who, max_bytes=0xFFFF, vectored=None):
+    return op("Transmit", side(who), u16(max_bytes), option(None if vectored is None else u8(vectored)))
+
+
+def offer(to, max_bytes=0xFFFF, pieces=0, direct=False, overcommit=0):
+    return op("Offer", side(to), u16(max_bytes), u8(pieces), boolean(direct), u8(overcommit))
+
+
+def advance(ms, only=None):
+    return op("Advance", u16(ms), option(None if only is None else side(only[0]) + half(only[1])))
+
+
+def peek(who):
+    return op("Peek", side(who))
 
 
 def ops_seeds():
@@ -252,11 +308,11 @@ def ops_seeds():
             op("Chunk", side("client"), boolean(True), blob(b"Hel\xce"), boolean(False)),
             op("Ping", side("client"), blob(b"p")),
             op("Chunk", side("client"), boolean(True), blob(b"\xbalo"), boolean(True)),
-            deliver("server", 5, 2), deliver("server", 0xFFFF, 1, True), flush(),
+            deliver("server", 5, 2), drain("server"), deliver("server", 0xFFFF, 1, True), drain("server"), flush(),
         ]),
         "big-binary-split": ops_input([
             op("Binary", side("client"), u16(20000), u8(0x5A)),
-            deliver("server", 3000, 3), deliver("server", 3000, 0, True),
+            deliver("server", 3000, 3), drain("server"), deliver("server", 3000, 0, True), drain("server"),
             op("Binary", side("server"), u16(12000), u8(1)), flush(), flush(),
         ], max_send_frame=4096),
         "raw-frames-to-server": ops_input([
@@ -271,33 +327,36 @@ def ops_seeds():
         ]),
         "raw-invalid-utf8": ops_input([
             op("Raw", side("client"), blob(unmasked["text-invalid-utf8"])), flush(),
+            op("Text", side("client"), blob(b"after"), u8(0)), op("Close", side("client"), u16(0), blob(b"")),
         ]),
         "streaming-peek": ops_input([
             op("Chunk", side("server"), boolean(False), blob(b"abc"), boolean(False)),
             op("Chunk", side("server"), boolean(False), blob(b"def"), boolean(True)),
-            op("Peek", side("client")), deliver("client", 4), op("Peek", side("client")),
-            deliver("client", 0xFFFF, 2, True), flush(),
+            peek("client"), deliver("client", 4), peek("client"), drain("client"),
+            deliver("client", 0xFFFF, 2, True), peek("client"), poll("client", 3), flush(),
         ], streaming=True),
         "heartbeat-and-idle": ops_input([
-            op("Advance", u16(150)), flush(), op("Deadline", side("client")), flush(),
-            op("Advance", u16(2000)), flush(), op("Deadline", side("server")), flush(),
+            advance(150), flush(), op("Deadline", side("client")), flush(),
+            advance(2000), flush(), op("Deadline", side("server")), flush(),
         ], ping_ms=100, idle_ms=1000),
         "close-timeout-eof": ops_input([
-            close("server", 4000, b"bye"), deliver("client", 0xFFFF),
-            op("Advance", u16(600)), op("Eof", side("server")), flush(), op("Deadline", side("client")),
+            close("server", 4000, b"bye"), deliver("client", 0xFFFF), drain("client"),
+            advance(600), op("Eof", side("server")), flush(), op("Deadline", side("client")), drain("client"),
         ]),
         "transport-error-mid-frame": ops_input([
-            op("Binary", side("server"), u16(5000), u8(7)), deliver("client", 100),
-            op("TransportError", side("server")), flush(), op("Eof", side("client")), flush(),
+            op("Binary", side("server"), u16(5000), u8(7)), deliver("client", 100), drain("client"),
+            op("TransportError", side("server"), half("send")), flush(), op("Eof", side("client")), flush(),
         ]),
-        "pongs-held-back": ops_input([
+        "pongs-owed-under-backpressure": ops_input([
             op("Binary", side("server"), u16(9000), u8(3)),
             op("Ping", side("client"), blob(b"1" * 125)), op("Ping", side("client"), blob(b"2" * 125)),
-            op("Ping", side("client"), blob(b"3" * 125)), deliver("server"), flush(), flush(),
-        ]),
+            op("Ping", side("client"), blob(b"3" * 125)), deliver("server"), drain("server"),
+            transmit("server", 100), op("Ping", side("client"), blob(b"4")), deliver("server"), drain("server"),
+            flush(), flush(),
+        ], max_pongs=2),
         "deflate-echo": ops_input([
             op("Text", side("client"), blob(b"compress me " * 20), u8(3)), flush(),
-            op("Binary", side("server"), u16(5000), u8(0)), deliver("client", 700, 3, True), flush(),
+            op("Binary", side("server"), u16(5000), u8(0)), deliver("client", 700, 3, True), drain("client"), flush(),
             op("Chunk", side("client"), boolean(True), blob(b"abc" * 50), boolean(False)),
             op("Chunk", side("client"), boolean(True), blob(b"def" * 50), boolean(True)), flush(),
             close("server", 1000), flush(), flush(),
@@ -317,22 +376,143 @@ def ops_seeds():
         ], deflate=(deflate_opts(), deflate_opts())),
         "write-buffer-full": ops_input([
             op("Binary", side("client"), u16(9000), u8(1)), op("Binary", side("client"), u16(10), u8(2)),
-            op("Raw", side("client"), blob(unmasked["ping-125"])),
+            op("Raw", side("client"), blob(unmasked["ping-125"])), drain("client"),
             op("Ping", side("client"), blob(b"x")), close("client", 1001), deliver("server", 0xFFFF, 3), flush(), flush(),
+        ]),
+        # Defect (a): a fragmented message larger than retained_buffer_capacity
+        # is peeked, a timer runs past the buffer-release deadline (set when the
+        # first message's buffer drained), then the message is polled.
+        "peek-timer-poll-fragmented": ops_input([
+            op("Binary", side("client"), u16(5000), u8(0x11)), flush(),
+            op("Binary", side("client"), u16(6000), u8(0x22)), deliver("server"),
+            peek("server"), advance(300), transmit("server"), offer("server"), drain("server"), flush(),
+        ], retain=0, release_ms=100),
+        "peek-timer-poll-owned": ops_input([
+            op("Text", side("server"), blob(b"abcdefgh"), u8(200)), flush(True),
+            op("Text", side("server"), blob(b"ijklmnop"), u8(250)), deliver("client", 0xFFFF, 2, True),
+            peek("client"), op("Deadline", side("client")), advance(5000), peek("client"),
+            poll("client", 0, True, True), op("Ping", side("server"), blob(b"!")), flush(True),
+        ], retain=64, release_ms=10),
+        "adapter-turns": ops_input([
+            op("Binary", side("server"), u16(3000), u8(1)), op("Ping", side("server"), blob(b"hb")),
+            transmit("server", 1500), offer("client"),
+            op("AdapterTurn", side("client"), u16(50), boolean(True), boolean(True), boolean(False)),
+            op("AdapterTurn", side("client"), u16(2000), boolean(False), boolean(True), boolean(True)),
+            deliver("client"), op("AdapterTurn", side("client"), u16(0), boolean(True), boolean(False), boolean(False)),
+            flush(),
+        ], retain=64, release_ms=500),
+        "bounded-input-peek": ops_input([
+            op("Binary", side("client"), u16(1500), u8(1)), op("Binary", side("client"), u16(1500), u8(2)),
+            op("Binary", side("client"), u16(1500), u8(3)), op("Binary", side("client"), u16(1500), u8(4)),
+            transmit("client"), offer("server", 100), peek("server"), offer("server"), offer("server", 0xFFFF, 3, True),
+            poll("server"), offer("server"), peek("server"), offer("server", 0xFFFF, 0, True, 200), drain("server"),
+            offer("server"), drain("server"), flush(),
+        ], max_unprocessed=0, max_send_frame=4000),
+        "split-halves-interleaved": ops_input([
+            op("Split", side("server"), boolean(False)),
+            op("Text", side("client"), blob(b"to the reader"), u8(0)), op("Ping", side("client"), blob(b"there?")),
+            deliver("server"), poll("server", 1),
+            op("Text", side("server"), blob(b"from the writer"), u8(40)), transmit("server", 30, 2),
+            advance(10, ("server", "recv")), transmit("server", 0xFFFF, 7), deliver("client"), drain("client"),
+            op("Split", side("client"), boolean(False)), op("Split", side("server"), boolean(True)),
+            close("client", 1000), flush(), op("Split", side("client"), boolean(False)), flush(),
+        ]),
+        "owned-keep-echo": ops_input([
+            op("Binary", side("client"), u16(3000), u8(9)), op("Text", side("client"), blob(b"echo me, "), u8(250)),
+            deliver("server"), poll("server", 1, True, True),
+            op("SendOwned", side("server"), boolean(False), u16(0), u8(0), option(u8(0))),
+            op("SendOwned", side("server"), boolean(False), u16(0), u8(0), option(u8(1))),
+            op("SendOwned", side("server"), boolean(True), u16(2500), u8(3), option(None)),
+            transmit("server", 1000, 3), op("Binary", side("client"), u16(100), u8(1)), deliver("server"),
+            poll("server", 0, True, True), flush(True), op("DropKept", side("server")), flush(True),
+        ], max_send_frame=6000),
+        "prepared-broadcast": ops_input([
+            op("SendPrepared", side("server"), boolean(True), u16(3000), u8(1), option(u8(7))),
+            op("SendPrepared", side("client"), boolean(False), u16(100), u8(1), option(None)),
+            op("SendPrepared", side("server"), boolean(False), u16(50), u8(1), option(None)),
+            flush(), op("Text", side("server"), blob(b"after the prepared one"), u8(20)), flush(),
+        ], max_send_frame=4000, deflate=(deflate_opts(level=1), deflate_opts(level=1))),
+        "streaming-toggled-mid-message": ops_input([
+            op("Chunk", side("client"), boolean(False), blob(b"a" * 300), boolean(False)),
+            op("Ping", side("client"), blob(b"mid")),
+            op("Chunk", side("client"), boolean(False), blob(b"b" * 300), boolean(True)),
+            op("Text", side("client"), blob(b"next"), u8(0)),
+            deliver("server", 200), op("SetStreaming", side("server"), boolean(True)), poll("server"),
+            op("SetStreaming", side("server"), boolean(False)), deliver("server"), drain("server"), flush(),
+        ]),
+        "errors-stay-after-failure": ops_input([
+            op("Raw", side("server"), blob(bytes([0x81, 0x02, 0x68, 0x69]))), drain("server"),
+            op("Text", side("server"), blob(b"x"), u8(0)), op("Ping", side("server"), blob(b"p")),
+            close("server", 1000), op("SendOwned", side("server"), boolean(False), u16(10), u8(0), option(None)),
+            flush(), advance(600), flush(),
+        ]),
+        "split-recv-transport-error": ops_input([
+            op("Binary", side("server"), u16(3000), u8(5)), op("Split", side("server"), boolean(False)),
+            op("TransportError", side("server"), half("recv")), transmit("server"), flush(),
         ]),
     }
 
 
-def write(target, seeds):
-    directory = os.path.join(HERE, "corpus", target)
+def known_ops():
+    """Inputs that fail `connection_ops` only with WSCORE_FUZZ_STRICT=1: each
+    shows a way the library does not meet an invariant yet (see README)."""
+    unmasked_to_server = blob(bytes([0x81, 0x02, 0x68, 0x69]))
+    return {
+        "ping-too-long-after-failure": ops_input([
+            op("Raw", side("server"), unmasked_to_server), drain("server"),
+            op("Ping", side("server"), blob(b"p" * 126)),
+        ]),
+        "prepared-over-send-frame-size": ops_input([
+            op("SendPrepared", side("server"), boolean(False), u16(3000), u8(7), option(None)), transmit("server"),
+        ], max_send_frame=999),
+        "split-read-error-still-transmits": ops_input([
+            op("Binary", side("server"), u16(3000), u8(5)), op("Split", side("server"), boolean(False)),
+            op("TransportError", side("server"), half("recv")), transmit("server"),
+        ]),
+        "overcommit-takes-stale-bytes": ops_input([
+            op("Binary", side("client"), u16(3000), u8(5)), transmit("client"), offer("server", 0xFFFF, 0, True),
+            drain("server"), op("Binary", side("client"), u16(10), u8(6)), transmit("client"),
+            offer("server", 0xFFFF, 0, True, 200),
+        ], max_send_frame=4000),
+        "peeked-closed-counts-as-returned": ops_input([
+            op("Raw", side("server"), unmasked_to_server), peek("server"), transmit("server"),
+        ]),
+    }
+
+
+def ops_dict():
+    """libFuzzer dictionary entries for connection_ops: each operation's tag
+    (the Vec's continue byte and the variant), and each side and half, so
+    that a mutation can insert a whole new operation, a peek or a timer
+    between two others, in one step."""
+    entries = {"op-" + name.lower(): b"\x01" + variant(i, len(OPS)) for i, name in enumerate(OPS)}
+    entries["client"] = side("client")
+    entries["server"] = side("server")
+    entries["recv-half"] = half("recv")
+    entries["send-half"] = half("send")
+    return entries
+
+
+def write_dict(target, entries):
+    path = os.path.join(HERE, "dict", target + ".dict")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("# Written by gen_corpus.py: the encodings of connection_ops' operations.\n")
+        for name, data in entries.items():
+            f.write(name.replace("-", "_") + '="' + "".join("\\x%02x" % b for b in data) + '"\n')
+    print(f"dict/{target}.dict: {len(entries)} entries")
+
+
+def write(target, seeds, folder="corpus", prefix="seed-"):
+    directory = os.path.join(HERE, folder, target)
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
-        if name.startswith("seed-"):
+        if name.startswith(prefix):
             os.remove(os.path.join(directory, name))
     for name, data in seeds.items():
-        with open(os.path.join(directory, "seed-" + name), "wb") as f:
+        with open(os.path.join(directory, prefix + name), "wb") as f:
             f.write(data)
-    print(f"{target}: {len(seeds)} seeds")
+    print(f"{folder}/{target}: {len(seeds)} inputs")
 
 
 if __name__ == "__main__":
@@ -340,3 +520,5 @@ if __name__ == "__main__":
     write("server_handshake", server_seeds())
     write("client_handshake", client_seeds())
     write("connection_ops", ops_seeds())
+    write("connection_ops", known_ops(), folder="known", prefix="known-")
+    write_dict("connection_ops", ops_dict())

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every cargo-fuzz target and runs each for SECONDS (default 20) on a
-# temporary copy of its committed corpus (plus fuzz/regressions/<target>/),
+# temporary copy of its committed corpus (plus fuzz/regressions/<target>/ and
+# fuzz/known/<target>/, inputs that must pass unless WSCORE_FUZZ_STRICT=1),
+# with fuzz/dict/<target>.dict if there is one,
 # so nothing is written into the repository except fuzz/target (build output)
 # and, on a crash, fuzz/artifacts/<target>/ (both ignored by git).
 # Exits non-zero if any target crashes, times out or fails to build.
@@ -42,11 +44,15 @@ for target in $(cargo fuzz list); do
     mkdir -p "$corpus" "artifacts/$target"
     if [ -d "corpus/$target" ]; then cp -R "corpus/$target/." "$corpus/"; fi
     if [ -d "regressions/$target" ]; then cp -R "regressions/$target/." "$corpus/"; fi
+    if [ -d "known/$target" ]; then cp -R "known/$target/." "$corpus/"; fi
     echo "fuzz: running $target for ${SECS}s on $(find "$corpus" -type f | wc -l) inputs"
     log="$WORK/$target.log"
+    # A dictionary of the input's building blocks, where the target has one.
+    dict=()
+    if [ -f "dict/$target.dict" ]; then dict=(-dict="dict/$target.dict"); fi
     # -timeout: a single input taking this long counts as a failure (a hang).
     if cargo fuzz run --sanitizer "$SANITIZER" "$target" "$corpus" -- \
-        -max_total_time="$SECS" -timeout=30 -print_final_stats=1 >"$log" 2>&1; then
+        -max_total_time="$SECS" -timeout=30 -print_final_stats=1 ${dict[@]+"${dict[@]}"} >"$log" 2>&1; then
         passed=$((passed + 1))
         grep -E '^(Done|stat::number_of_executed_units)' "$log" | sed "s/^/fuzz: $target: /" || true
     else

@@ -6,7 +6,8 @@
 //! sent), bit 1 with the same head minus its blank line so that the input
 //! continues the headers; bit 2 offers the subprotocols `chat` and
 //! `superchat`; bit 3 ends with EOF; bit 4 lowers `max_handshake_size` to
-//! 256; bit 5 lowers `max_headers` to 8; bit 6 uses `peek_event`.
+//! 256; bit 5 lowers `max_headers` to 8; bit 6 uses `peek_event`; bit 7
+//! lowers `max_unprocessed_input` to its minimum, 1 KiB.
 //!
 //! Invariants:
 //! * no panic;
@@ -15,8 +16,18 @@
 //!   `\r\n\r\n`, within `max_handshake_size`) is a valid 101 for our key by
 //!   an independent check of RFC 6455 §4.1; the subprotocol it reports is
 //!   the one that check found;
+//! * a head that parses with another status than 101 is handed over in
+//!   `Event::Rejected` (same status, body = the `Content-Length` bytes after
+//!   the head, at most `max_handshake_size`, fewer only after EOF) once its
+//!   body is in, then `Closed` with `HandshakeError::Status` of that status;
+//!   until the body is in the client stays in the handshake;
 //! * without a complete head the client stays in the handshake, or fails
 //!   with `TooLarge` or (after EOF) `Incomplete`;
+//! * `receive` takes at most what it is offered, never more than the bound
+//!   on unprocessed input allows (`max_unprocessed_input` + the handshake
+//!   allowance); what it refuses is offered again after draining the events,
+//!   and a drained client always takes input again (bit 7 lowers the bound
+//!   to 1 KiB so that reads are refused);
 //! * every byte the client transmits after its request is a valid masked
 //!   frame;
 //! * the parser's work (`stats().handshake_bytes_examined`) is linear in the
@@ -29,7 +40,7 @@ use core::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use wscore::handshake::accept_key;
 use wscore::{ClientHandshake, Config, Connection, Error, Event, HandshakeError, Role, State};
-use wscore_fuzz::{Split, WireChecker, check_handshake_work, fixed_entropy, head_end};
+use wscore_fuzz::{Split, WireChecker, buffered_in, check_handshake_work, fixed_entropy, head_end};
 
 /// Every comma-separated element of the fields called `name`, trimmed of
 /// spaces and tabs, empty ones skipped.
@@ -85,9 +96,55 @@ fn oracle(head: &[u8], accept: &[u8], offered: &[&str], max_headers: usize) -> R
     }
 }
 
+/// A head that parses with another status than 101: either handed over in
+/// `Rejected` with its body (the `Content-Length` bytes after the head, as
+/// the library bounds it, or what came before EOF), or refused by a
+/// stricter rule of the library's parser, or still waiting for its body.
+fn check_refusal(
+    stream: &[u8],
+    end: usize,
+    seen: &Seen,
+    error: Option<HandshakeError>,
+    eof: bool,
+    max_hs: usize,
+    max_headers: usize,
+) {
+    let mut storage = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut res = httparse::Response::new(&mut storage);
+    assert!(matches!(res.parse(&stream[..end]), Ok(httparse::Status::Complete(_))));
+    let status = res.code.expect("a parsed status");
+    let length = res
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(max_hs);
+    let after = &stream[end..];
+    match &seen.rejected {
+        Some((got, body)) => {
+            assert_eq!(*got, status, "Rejected with another status than the head's");
+            if after.len() >= length {
+                assert_eq!(&body[..], &after[..length], "refusal body");
+            } else {
+                assert!(eof, "a refusal handed over before its body was in");
+                assert_eq!(&body[..], after, "refusal body cut by EOF");
+            }
+            assert_eq!(error, Some(HandshakeError::Status(status)));
+        }
+        None if error.is_some() => assert_ne!(error, Some(HandshakeError::Status(status))),
+        None => {
+            assert!(after.len() < length && !eof, "a complete refusal not handed over: {:?}", seen.closed);
+            assert!(seen.closed.is_none());
+        }
+    }
+}
+
 #[derive(Default)]
 struct Seen {
     connected: Option<Option<Vec<u8>>>,
+    /// The status and body of a refusal.
+    rejected: Option<(u16, Vec<u8>)>,
     closed: Option<wscore::Closed>,
 }
 
@@ -109,8 +166,16 @@ fn drain(conn: &mut Connection, seen: &mut Seen, peek: bool) {
                 assert_eq!(response.status(), 101);
                 seen.connected = Some(response.protocol().map(|p| p.as_bytes().to_vec()));
             }
+            Event::Rejected(response) => {
+                assert!(seen.connected.is_none() && seen.rejected.is_none(), "Rejected after the handshake");
+                assert_ne!(response.status(), 101);
+                seen.rejected = Some((response.status(), response.body().to_vec()));
+            }
             Event::Closed(closed) => {
                 assert_eq!(Some(&closed), conn.closed());
+                if let Some((status, _)) = &seen.rejected {
+                    assert_eq!(closed.error, Some(Error::Handshake(HandshakeError::Status(*status))));
+                }
                 seen.closed = Some(closed);
             }
             Event::Request(_) | Event::Chunk(_) => panic!("a client produced {actual:?}"),
@@ -135,8 +200,12 @@ fuzz_target!(|input: &[u8]| {
     if flags & 32 != 0 {
         config.max_headers = 8;
     }
+    if flags & 128 != 0 {
+        config.max_unprocessed_input = 1024;
+    }
     let eof = flags & 8 != 0;
     let peek = flags & 64 != 0;
+    let max_unprocessed = config.max_unprocessed_input;
     let (max_hs, max_headers) = (config.max_handshake_size, config.max_headers);
 
     let mut now = Duration::ZERO;
@@ -170,11 +239,31 @@ fuzz_target!(|input: &[u8]| {
     let mut seen = Seen::default();
     let mut frames = WireChecker::new(Role::Client, usize::MAX);
     let mut calls = 0u64;
+    let bound = max_unprocessed + max_hs;
     for piece in split.pieces(&stream) {
         now += Duration::from_millis(1);
-        calls += 1;
-        conn.receive(now, piece);
-        drain(&mut conn, &mut seen, peek);
+        // Offer the piece until it is taken, draining in between as an
+        // adapter does with what `receive` refused.
+        let mut rest = piece;
+        while !rest.is_empty() {
+            calls += 1;
+            let before = buffered_in(&conn);
+            let n = conn.receive(now, rest);
+            assert!(n <= rest.len());
+            let held = buffered_in(&conn);
+            assert!(held <= before + n, "receive took {n} bytes but the buffer grew from {before} to {held}");
+            assert!(held <= bound, "{held} unprocessed bytes, bound {bound}");
+            rest = &rest[n..];
+            if n == 0 {
+                // Only a connection that is done with input refuses it
+                // right after its events were drained.
+                assert!(!conn.wants_read(), "refused input while wanting to read");
+                assert!(conn.receive_buffer(1).is_empty());
+                assert!(seen.closed.is_some(), "a drained, open client refused input");
+                break;
+            }
+            drain(&mut conn, &mut seen, peek);
+        }
         let out = conn.poll_transmit().to_vec();
         conn.advance_transmit(out.len());
         frames.push(&out);
@@ -189,7 +278,7 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(frames.pending(), 0, "a partial frame");
     check_handshake_work(&conn, calls);
 
-    let handshake_error = match seen.closed.and_then(|c| c.error) {
+    let handshake_error = match seen.closed.as_ref().and_then(|c| c.error) {
         Some(Error::Handshake(e)) => Some(e),
         _ => None,
     };
@@ -200,7 +289,12 @@ fuzz_target!(|input: &[u8]| {
                 (Ok(protocol), Some(got)) => assert_eq!(protocol, got, "subprotocol"),
                 (Ok(_), None) => panic!("valid response refused: {:?}", seen.closed),
                 (Err(why), Some(_)) => panic!("invalid response ({why}) accepted"),
+                (Err("status"), None) => {
+                    check_refusal(&stream, end, &seen, handshake_error, eof, max_hs, max_headers);
+                    assert_eq!(frames.frames, 0, "frames sent after a refused handshake");
+                }
                 (Err(_), None) => {
+                    assert!(seen.rejected.is_none(), "a response with status 101 handed over as a refusal");
                     assert!(handshake_error.is_some(), "invalid response not failed: {:?}", seen.closed);
                     assert_eq!(frames.frames, 0, "frames sent after a failed handshake");
                 }

@@ -4,12 +4,15 @@
 //! Flags (first byte): bits 0-1 pick `max_handshake_size` (16 KiB default,
 //! 64, 300, 1024); bit 2 lowers `max_headers` to 8; bit 3 ends with EOF;
 //! bit 4 ends by running the handshake timeout; bit 5 rejects the request
-//! (403) instead of accepting it; bit 6 uses `peek_event` before each poll.
+//! (403) instead of accepting it; bit 6 uses `peek_event` before each poll;
+//! bit 7 lowers `max_unprocessed_input` to its minimum, 1 KiB.
 //!
 //! Invariants:
 //! * while in the handshake, unprocessed input never exceeds
-//!   `max_handshake_size` after the events are drained, nor that plus the
-//!   size of one receive call in between;
+//!   `max_handshake_size` after the events are drained, nor
+//!   `max_handshake_size` + `max_unprocessed_input` in between: `receive`
+//!   takes only what fits, the rest is offered again after draining, and a
+//!   drained server always takes input again until it is closed;
 //! * the parser's work (`stats().handshake_bytes_examined`) is linear in the
 //!   bytes received, however they were split;
 //! * `Event::Request` carries a GET with an origin-form path and a 24-byte
@@ -20,6 +23,11 @@
 //!   line `HTTP/1.1 4xx` or `5xx` matching the error's status, headers ending
 //!   in `\r\n\r\n`, and a `Content-Length` equal to the body that follows,
 //!   and nothing else; an EOF before the head completes queues nothing;
+//! * after answering a bad or rejected request with an HTTP error the server
+//!   lingers: once the response is transmitted it asks for a half-close
+//!   (`wants_shutdown`) and keeps reading (`wants_read`, not
+//!   `is_finished`) until EOF or the close timeout (the handshake
+//!   timeout's 408 does not linger, see the README);
 //! * `peek_event` predicts the kind `poll_event` returns;
 //! * at most one `Event::Closed`, the last event, agreeing with `closed()`;
 //!   only `Request`, `Message`, `Ping`, `Pong`, `Close`, `Closed` occur.
@@ -127,7 +135,11 @@ fuzz_target!(|input: &[u8]| {
     let timeout = flags & 16 != 0;
     let reject = flags & 32 != 0;
     let peek = flags & 64 != 0;
+    if flags & 128 != 0 {
+        config.max_unprocessed_input = 1024;
+    }
     let max_hs = config.max_handshake_size;
+    let bound = max_hs + config.max_unprocessed_input;
 
     let mut now = Duration::ZERO;
     let mut conn = Connection::server(config, now).unwrap();
@@ -137,17 +149,30 @@ fuzz_target!(|input: &[u8]| {
     let mut calls = 0u64;
     for piece in split.pieces(split.data) {
         now += Duration::from_millis(1);
-        calls += 1;
-        let handshaking = conn.state() == State::Handshake;
-        if handshaking {
-            assert!(buffered_in(&conn) <= max_hs, "{} unprocessed handshake bytes", buffered_in(&conn));
+        // Offer the piece until it is taken, draining in between as an
+        // adapter does with what `receive` refused.
+        let mut rest = piece;
+        while !rest.is_empty() {
+            calls += 1;
+            let handshaking = conn.state() == State::Handshake;
+            if handshaking {
+                assert!(buffered_in(&conn) <= max_hs, "{} unprocessed handshake bytes", buffered_in(&conn));
+            }
+            let n = conn.receive(now, rest);
+            assert!(n <= rest.len());
+            if handshaking {
+                let held = buffered_in(&conn);
+                assert!(held <= bound, "{held} unprocessed bytes, bound {bound}");
+            }
+            rest = &rest[n..];
+            if n == 0 {
+                assert!(!conn.wants_read(), "refused input while wanting to read");
+                assert!(conn.receive_buffer(1).is_empty());
+                assert!(seen.closed.is_some(), "a drained, open server refused input");
+                break;
+            }
+            drain(&mut conn, &mut seen, reject, peek);
         }
-        conn.receive(now, piece);
-        if handshaking {
-            let held = buffered_in(&conn);
-            assert!(held <= max_hs + piece.len(), "{held} unprocessed bytes, limit {max_hs} + {}", piece.len());
-        }
-        drain(&mut conn, &mut seen, reject, peek);
         conn.transmit_into(&mut out);
     }
     if eof {
@@ -175,6 +200,19 @@ fuzz_target!(|input: &[u8]| {
         frames.push(&out[end..]);
         assert_eq!(frames.pending(), 0, "a partial frame after the 101");
         return;
+    }
+    // A server that answered with an HTTP error lingers for the client's
+    // EOF, bounded by the close timeout (which `timeout` runs past).
+    let answered = seen.rejected
+        || matches!(seen.closed.as_ref().and_then(|c| c.error),
+            Some(Error::Handshake(e)) if e != HandshakeError::Incomplete);
+    if answered {
+        if eof || timeout {
+            assert!(conn.is_finished(), "still lingering after EOF or the close timeout");
+        } else {
+            assert!(conn.wants_shutdown(), "no half-close asked for after the HTTP error was transmitted");
+            assert!(!conn.is_finished() && conn.wants_read(), "stopped reading before the client closed");
+        }
     }
     if seen.rejected {
         assert_eq!(check_error_response(&out), 403);

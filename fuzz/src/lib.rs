@@ -1,6 +1,8 @@
 //! Helpers shared by the fuzz targets: deterministic entropy, splitting an
-//! input into receive calls, and an independent checker of the frames a
-//! connection writes.
+//! input into receive calls, an independent checker of the frames a
+//! connection writes, and an independent decoder of the frames it reads.
+
+use std::collections::VecDeque;
 
 use wscore::frame::{CloseFrame, FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1, apply_mask};
 use wscore::{Connection, Role};
@@ -97,6 +99,9 @@ pub struct WireChecker {
     pub frames: usize,
     /// Complete data messages seen.
     pub messages: usize,
+    /// Control frames seen and not yet taken by the caller, in order, so
+    /// it can match pongs to the pings they answer.
+    pub controls: Vec<(OpCode, Vec<u8>)>,
 }
 
 impl WireChecker {
@@ -110,6 +115,7 @@ impl WireChecker {
             close_sent: false,
             frames: 0,
             messages: 0,
+            controls: Vec::new(),
         }
     }
 
@@ -169,6 +175,7 @@ impl WireChecker {
                 }
                 self.close_sent = true;
             }
+            self.controls.push((h.opcode, payload.to_vec()));
             return;
         }
         assert!(
@@ -208,4 +215,111 @@ pub fn check_handshake_work(conn: &Connection, receive_calls: u64) {
         stats.handshake_bytes_examined,
         stats.bytes_received
     );
+}
+
+/// What a connection must report for the frames it took in, in order: a
+/// whole data message (reported at its last frame, however it is
+/// delivered), or a control frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Message { text: bool, compressed: bool, payload: Vec<u8> },
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Vec<u8>),
+}
+
+/// Decodes the bytes a connection accepted (what `receive` and
+/// `commit_received` took, nothing else), on its own terms, into the
+/// events the connection must return for them, in order. A connection's
+/// events are whatever its buffers, timers and peeks make of the same
+/// bytes; this is the same stream read without any of that, so an event
+/// that differs from the next one expected was damaged on the way (a
+/// buffer freed or moved under a peeked event, input lost or repeated).
+///
+/// It checks only what frame boundaries need (header, opcode sequence,
+/// control frame limits); where the stream breaks a rule the connection
+/// fails, so nothing more is expected from it. A close frame ends the
+/// stream too: the connection reads nothing after it.
+#[derive(Debug)]
+pub struct Reference {
+    buf: Vec<u8>,
+    /// Frames longer than this fail the connection before their payload.
+    max_payload: usize,
+    /// The data message being assembled: text, compressed, payload.
+    message: Option<(bool, bool, Vec<u8>)>,
+    /// Nothing more will be delivered from this stream.
+    pub done: bool,
+    pub expected: VecDeque<Expected>,
+}
+
+impl Reference {
+    pub fn new(max_payload: usize) -> Self {
+        Self { buf: Vec::new(), max_payload, message: None, done: false, expected: VecDeque::new() }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.done {
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+        loop {
+            let (header, n) = match FrameHeader::decode(&self.buf) {
+                Ok(Some(h)) => h,
+                Ok(None) => return,
+                Err(_) => return self.stop(),
+            };
+            let len = match usize::try_from(header.payload_len) {
+                Ok(len) if len <= self.max_payload => len,
+                _ => return self.stop(),
+            };
+            if self.buf.len() < n + len {
+                return;
+            }
+            let mut payload = self.buf[n..n + len].to_vec();
+            self.buf.drain(..n + len);
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            self.frame(header, payload);
+            if self.done {
+                return;
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.buf = Vec::new();
+    }
+
+    fn frame(&mut self, h: FrameHeader, payload: Vec<u8>) {
+        let rsv1 = h.rsv & RSV1 != 0;
+        if h.rsv & !RSV1 != 0 {
+            return self.stop();
+        }
+        if h.opcode.is_control() {
+            if !h.fin || rsv1 || payload.len() > MAX_CONTROL_PAYLOAD {
+                return self.stop();
+            }
+            let close = h.opcode == OpCode::Close;
+            self.expected.push_back(match h.opcode {
+                OpCode::Ping => Expected::Ping(payload),
+                OpCode::Pong => Expected::Pong(payload),
+                _ => Expected::Close(payload),
+            });
+            if close {
+                self.stop();
+            }
+            return;
+        }
+        match (h.opcode, self.message.as_mut()) {
+            (OpCode::Continuation, Some(m)) if !rsv1 => m.2.extend_from_slice(&payload),
+            (OpCode::Text | OpCode::Binary, None) => self.message = Some((h.opcode == OpCode::Text, rsv1, payload)),
+            _ => return self.stop(),
+        }
+        if h.fin {
+            let (text, compressed, payload) = self.message.take().expect("a message in progress");
+            self.expected.push_back(Expected::Message { text, compressed, payload });
+        }
+    }
 }
