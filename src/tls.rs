@@ -66,8 +66,14 @@
 //!   bounded record buffer) and writes records out only when that buffer
 //!   is full; flushing writes every record, then flushes the transport.
 //! * What reading makes the session owe the peer (an alert, a key update)
-//!   is written on the way, but never waits on the transport: a reader
-//!   and a writer task sharing one stream keep one waker each.
+//!   is written on the way, unless a writer is waiting on the transport:
+//!   a reader and a writer task sharing one stream must not take each
+//!   other's wake-ups, and the transport keeps one waker per direction.
+//!   It goes with the writer's next write or flush then.
+//! * The handshake is done when rustls says so; its last flight (a
+//!   client's Finished, a server's session tickets) goes out with the
+//!   first write or flush, so that neither side waits on a peer that
+//!   writes before it reads.
 //! * Shutting down queues `close_notify`, writes it, then shuts the
 //!   transport down.
 
@@ -263,7 +269,7 @@ pub(crate) use self::layer::Tls;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 mod layer {
     use core::ops::{Deref, DerefMut};
-    use core::task::{Context, Poll, Waker};
+    use core::task::{Context, Poll};
     use std::io::{self, IoSlice, Read as _, Write as _};
     use std::time::Instant;
 
@@ -279,6 +285,10 @@ mod layer {
         session: C,
         /// `close_notify` was queued.
         closing: bool,
+        /// A write, flush or shutdown is waiting for the transport (its
+        /// waker registered there): the read path then leaves the write
+        /// direction alone.
+        write_waiting: bool,
         sniff: Sniff,
     }
 
@@ -309,7 +319,7 @@ mod layer {
         D: SideData,
     {
         pub(crate) fn new(io: T, session: C) -> Self {
-            Self { io, session, closing: false, sniff: Sniff::default() }
+            Self { io, session, closing: false, write_waiting: false, sniff: Sniff::default() }
         }
 
         /// Performs the TLS handshake, failing once `deadline` passes
@@ -318,7 +328,7 @@ mod layer {
             core::future::poll_fn(|cx| self.poll_handshake(cx, timer, deadline)).await
         }
 
-        fn poll_handshake<K: Timer>(
+        pub(crate) fn poll_handshake<K: Timer>(
             &mut self,
             cx: &mut Context<'_>,
             timer: &mut K,
@@ -350,8 +360,11 @@ mod layer {
                     core::task::ready!(self.io.poll_flush(cx))?;
                 }
                 if !self.session.is_handshaking() {
-                    // Done once the last flight (a client's Finished) is out.
-                    return written;
+                    // Done. What is still queued (a client's Finished, a
+                    // server's session tickets) goes out with the first
+                    // write or flush: waiting for it here could stall on a
+                    // peer that reads only after it has written.
+                    return Poll::Ready(Ok(()));
                 }
                 if !self.session.wants_read() {
                     if written.is_pending() {
@@ -389,7 +402,7 @@ mod layer {
             if let Err(e) = self.session.process_new_packets() {
                 // The alert rustls queued for the peer says why; it goes
                 // if the transport takes it now.
-                self.write_owed();
+                self.write_owed(cx);
                 return Poll::Ready(Err(self.sniff.error(handshaking, e)));
             }
             Poll::Ready(Ok(n))
@@ -411,15 +424,24 @@ mod layer {
             Poll::Ready(Ok(()))
         }
 
-        /// Writes what the read path made us owe the peer, as far as the
-        /// transport takes it now, without registering our waker: in a
-        /// split connection the write direction's waker belongs to the
-        /// writer task, and replacing it could leave that task asleep.
-        /// Whatever is left goes out with the next write or flush; a write
-        /// error shows there too.
-        fn write_owed(&mut self) {
-            if self.session.wants_write() {
-                let _ = self.poll_write_tls(&mut Context::from_waker(Waker::noop()));
+        /// [`poll_write_tls`](Self::poll_write_tls) for a write, flush or
+        /// shutdown, noting whether it now waits on the transport.
+        fn poll_write_tls_as_writer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let poll = self.poll_write_tls(cx);
+            self.write_waiting = poll.is_pending();
+            poll
+        }
+
+        /// Writes what the read path made us owe the peer (an alert, a key
+        /// update), as far as the transport takes it now, unless a writer
+        /// waits on the transport: the transport keeps one waker for its
+        /// write direction, and in a split connection a reader that
+        /// registered its own there (any waker, even a no-op one) would
+        /// leave the writer task asleep. Whatever is left goes out with the
+        /// writer's next write or flush; a write error shows there too.
+        fn write_owed(&mut self, cx: &mut Context<'_>) {
+            if self.session.wants_write() && !self.write_waiting {
+                let _ = self.poll_write_tls(cx);
             }
         }
     }
@@ -442,7 +464,7 @@ mod layer {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     result => return Poll::Ready(result),
                 }
-                self.write_owed();
+                self.write_owed(cx);
                 // EOF included: the reader above reports it next time round.
                 if let Err(e) = core::task::ready!(self.poll_read_tls(cx)) {
                     return Poll::Ready(Err(e));
@@ -461,6 +483,9 @@ mod layer {
             if bufs.iter().all(|b| b.is_empty()) {
                 return Poll::Ready(Ok(0));
             }
+            if self.closing {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after TLS close_notify")));
+            }
             loop {
                 // rustls encrypts into its record buffer, up to its limit
                 // (64 KiB by default): records of full size, and bounded.
@@ -473,7 +498,7 @@ mod layer {
                     // for writing (close_notify or a fatal alert went out).
                     return Poll::Ready(Ok(0));
                 }
-                core::task::ready!(self.poll_write_tls(cx))?;
+                core::task::ready!(self.poll_write_tls_as_writer(cx))?;
             }
         }
 
@@ -485,7 +510,7 @@ mod layer {
 
         fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.session.writer().flush()?;
-            core::task::ready!(self.poll_write_tls(cx))?;
+            core::task::ready!(self.poll_write_tls_as_writer(cx))?;
             self.io.poll_flush(cx)
         }
 
@@ -494,7 +519,7 @@ mod layer {
                 self.closing = true;
                 self.session.send_close_notify();
             }
-            core::task::ready!(self.poll_write_tls(cx))?;
+            core::task::ready!(self.poll_write_tls_as_writer(cx))?;
             core::task::ready!(self.io.poll_flush(cx))?;
             self.io.poll_shutdown(cx)
         }
@@ -548,5 +573,352 @@ mod layer {
             // Flushed by the layer itself, where a `Pending` can be kept.
             Ok(())
         }
+    }
+}
+
+#[cfg(all(test, any(feature = "tokio", feature = "futures-io")))]
+mod tests {
+    //! The TLS layer over an in-memory transport whose every read and
+    //! write moves as few bytes as the test says, with wakers that count:
+    //! partial I/O, wake-ups, close_notify, truncation and alerts, without
+    //! a socket or a runtime.
+
+    use alloc::collections::VecDeque;
+    use core::task::{Context, Poll, Waker};
+    use std::io::{self, IoSlice};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::Wake;
+    use std::time::Instant;
+
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::{ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+
+    use super::Tls;
+    use crate::driver::{Read, Timer, Write};
+
+    /// One direction of the in-memory transport.
+    #[derive(Default)]
+    struct Pipe {
+        bytes: VecDeque<u8>,
+        closed: bool,
+        reader: Option<Waker>,
+        writer: Option<Waker>,
+    }
+
+    /// One end: reads from `rx`, writes to `tx`, at most `chunk` bytes a
+    /// call and at most `capacity` bytes waiting in a pipe.
+    struct End {
+        rx: Arc<Mutex<Pipe>>,
+        tx: Arc<Mutex<Pipe>>,
+        chunk: usize,
+        capacity: usize,
+    }
+
+    fn pair(chunk: usize, capacity: usize) -> (End, End) {
+        let (a, b) = (Arc::<Mutex<Pipe>>::default(), Arc::<Mutex<Pipe>>::default());
+        (End { rx: Arc::clone(&a), tx: Arc::clone(&b), chunk, capacity }, End { rx: b, tx: a, chunk, capacity })
+    }
+
+    impl Read for End {
+        fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut pipe = self.rx.lock().unwrap();
+            if pipe.bytes.is_empty() {
+                if pipe.closed {
+                    return Poll::Ready(Ok(0));
+                }
+                pipe.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.chunk).min(pipe.bytes.len());
+            for (slot, byte) in buf.iter_mut().zip(pipe.bytes.drain(..n)) {
+                *slot = byte;
+            }
+            if let Some(waker) = pipe.writer.take() {
+                waker.wake();
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl Write for End {
+        fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+            let mut pipe = self.tx.lock().unwrap();
+            let room = self.capacity.saturating_sub(pipe.bytes.len()).min(self.chunk);
+            if room == 0 {
+                pipe.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let mut n = 0;
+            for byte in bufs.iter().flat_map(|b| b.iter()).take(room) {
+                pipe.bytes.push_back(*byte);
+                n += 1;
+            }
+            if let Some(waker) = pipe.reader.take() {
+                waker.wake();
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let mut pipe = self.tx.lock().unwrap();
+            pipe.closed = true;
+            if let Some(waker) = pipe.reader.take() {
+                waker.wake();
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// No deadlines in these tests.
+    struct NoTimer;
+
+    impl Timer for NoTimer {
+        fn poll_at(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
+            Poll::Pending
+        }
+        fn poll_budget(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (Arc::clone(&count), Waker::from(count))
+    }
+
+    type Client = Tls<End, ClientConnection>;
+    type Server = Tls<End, ServerConnection>;
+
+    /// A client and a server over `pair(chunk, capacity)`, handshaken by
+    /// polling each in turn.
+    fn connected(chunk: usize, capacity: usize) -> (Client, Server) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &*ca).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+            .unwrap();
+
+        let (a, b) = pair(chunk, capacity);
+        let name = "localhost".try_into().unwrap();
+        let mut client = Tls::new(a, ClientConnection::new(Arc::new(super::client_config(roots)), name).unwrap());
+        let mut server = Tls::new(b, ServerConnection::new(Arc::new(server_config)).unwrap());
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut client_done, mut server_done) = (false, false);
+        for _ in 0..100_000 {
+            // A side that is done flushes its last flight, as the first
+            // WebSocket write would.
+            if client_done {
+                let _ = client.poll_flush(&mut cx);
+            } else {
+                client_done = client.poll_handshake(&mut cx, &mut NoTimer, None).map(Result::unwrap).is_ready();
+            }
+            if server_done {
+                let _ = server.poll_flush(&mut cx);
+            } else {
+                server_done = server.poll_handshake(&mut cx, &mut NoTimer, None).map(Result::unwrap).is_ready();
+            }
+            if client_done && server_done {
+                return (client, server);
+            }
+        }
+        panic!("the handshake made no progress");
+    }
+
+    /// Moves `data` from `from` to `to` through both layers, polling each
+    /// in turn; returns what `to` read.
+    fn transfer<A: Read + Write, B: Read + Write>(from: &mut A, to: &mut B, data: &[u8]) -> Vec<u8> {
+        transfer_rest(from, to, data, 0)
+    }
+
+    /// [`transfer`] of `data` whose first `sent` bytes `from` took already.
+    fn transfer_rest<A: Read + Write, B: Read + Write>(from: &mut A, to: &mut B, data: &[u8], sent: usize) -> Vec<u8> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut sent, mut flushed, mut got) = (sent, false, Vec::new());
+        let mut buf = [0; 1000];
+        for _ in 0..10_000_000 {
+            if sent < data.len() {
+                if let Poll::Ready(n) = from.poll_write_vectored(&mut cx, &[IoSlice::new(&data[sent..])]) {
+                    sent += n.unwrap();
+                }
+            } else if !flushed {
+                flushed = from.poll_flush(&mut cx).map(Result::unwrap).is_ready();
+            }
+            if let Poll::Ready(n) = to.poll_read(&mut cx, &mut buf) {
+                got.extend_from_slice(&buf[..n.unwrap()]);
+            }
+            if flushed && got.len() == data.len() {
+                return got;
+            }
+        }
+        panic!("stuck after {sent} bytes sent, {} received", got.len());
+    }
+
+    #[test]
+    fn byte_at_a_time_transport_carries_handshake_and_data() {
+        // Every transport call moves one byte, and a pipe holds at most 7:
+        // each TLS record crosses in many partial reads and writes.
+        let (mut client, mut server) = connected(1, 7);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(transfer(&mut client, &mut server, &data) == data);
+        assert!(transfer(&mut server, &mut client, &data[..5000]) == data[..5000]);
+    }
+
+    #[test]
+    fn large_writes_stay_within_rustls_buffer_and_all_arrive() {
+        // 1 MiB handed over in one call: rustls takes what its bounded
+        // record buffer holds, the rest in later calls.
+        let (mut client, mut server) = connected(64 * 1024, 256 * 1024);
+        let data = vec![0x5a; 1 << 20];
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Ok(first)) = client.poll_write_vectored(&mut cx, &[IoSlice::new(&data)]) else { panic!() };
+        assert!(first > 0 && first <= 64 * 1024, "took {first} bytes at once");
+        assert!(transfer_rest(&mut client, &mut server, &data, first) == data);
+    }
+
+    #[test]
+    fn a_pending_read_wakes_when_bytes_arrive() {
+        let (mut client, mut server) = connected(16 * 1024, 64 * 1024);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0; 64];
+        assert!(client.poll_read(&mut cx, &mut buf).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        let mut noop = Context::from_waker(Waker::noop());
+        assert!(server.poll_write_vectored(&mut noop, &[IoSlice::new(b"hi")]).is_ready());
+        assert!(server.poll_flush(&mut noop).is_ready());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the transport's Pending registered our waker");
+        assert!(matches!(client.poll_read(&mut cx, &mut buf), Poll::Ready(Ok(2))));
+        assert_eq!(&buf[..2], b"hi");
+    }
+
+    #[test]
+    fn a_pending_flush_wakes_when_the_transport_drains() {
+        // A pipe of 100 bytes: a record of 1000 cannot go at once.
+        let (mut client, mut server) = connected(16 * 1024, 100);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(client.poll_write_vectored(&mut cx, &[IoSlice::new(&[1; 1000])]), Poll::Ready(Ok(1000))));
+        assert!(client.poll_flush(&mut cx).is_pending());
+        let mut buf = [0; 1000];
+        let mut noop = Context::from_waker(Waker::noop());
+        assert!(server.poll_read(&mut noop, &mut buf).is_pending(), "a partial record gives no plaintext");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "draining the pipe woke the writer");
+    }
+
+    #[test]
+    fn reading_never_takes_the_write_directions_waker() {
+        // The server owes the client an alert while the write direction is
+        // full: the reader's attempt to send it must not replace the
+        // writer's waker (in a split connection they are two tasks).
+        let (mut client, mut server) = connected(16 * 1024, 2000);
+        let (writer_count, writer_waker) = counting();
+        let mut writer_cx = Context::from_waker(&writer_waker);
+        // Fill server -> client so that the server's writes are pending.
+        let _ = server.poll_write_vectored(&mut writer_cx, &[IoSlice::new(&[0; 4000])]);
+        assert!(server.poll_flush(&mut writer_cx).is_pending());
+        // A corrupt record makes the server's reader owe an alert.
+        let mut noop = Context::from_waker(Waker::noop());
+        let _ = client.poll_write_vectored(&mut noop, &[IoSlice::new(b"hello")]);
+        let _ = client.poll_flush(&mut noop);
+        flip_last_byte(&server.get_ref().rx);
+        let mut buf = [0; 64];
+        assert!(matches!(server.poll_read(&mut noop, &mut buf), Poll::Ready(Err(_))));
+        // Draining the full pipe now must still wake the writer.
+        let mut drain = [0; 8000];
+        let _ = client.get_mut().poll_read(&mut noop, &mut drain);
+        assert_eq!(writer_count.0.load(Ordering::SeqCst), 1, "the writer's waker survived the reader");
+    }
+
+    #[test]
+    fn shutdown_sends_close_notify_and_the_peer_sees_a_clean_end() {
+        let (mut client, mut server) = connected(16 * 1024, 64 * 1024);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(client.poll_shutdown(&mut cx), Poll::Ready(Ok(()))));
+        let mut buf = [0; 64];
+        assert!(matches!(server.poll_read(&mut cx, &mut buf), Poll::Ready(Ok(0))), "close_notify, then EOF: clean");
+        // Writing after close_notify is refused.
+        let late = client.poll_write_vectored(&mut cx, &[IoSlice::new(b"late")]);
+        assert!(matches!(&late, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe), "{late:?}");
+    }
+
+    #[test]
+    fn eof_without_close_notify_is_a_truncation() {
+        let (mut client, mut server) = connected(16 * 1024, 64 * 1024);
+        let mut cx = Context::from_waker(Waker::noop());
+        // The client's TCP closes under it, with no close_notify.
+        assert!(client.get_mut().poll_shutdown(&mut cx).is_ready());
+        let mut buf = [0; 64];
+        match server.poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_record_fails_this_side_and_alerts_the_peer() {
+        let (mut client, mut server) = connected(16 * 1024, 64 * 1024);
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = client.poll_write_vectored(&mut cx, &[IoSlice::new(b"hello")]);
+        assert!(client.poll_flush(&mut cx).is_ready());
+        flip_last_byte(&server.get_ref().rx);
+        let mut buf = [0; 64];
+        let Poll::Ready(Err(e)) = server.poll_read(&mut cx, &mut buf) else { panic!("a corrupt record was accepted") };
+        assert!(matches!(e.get_ref().and_then(|e| e.downcast_ref()), Some(rustls::Error::DecryptError)), "{e:?}");
+        // The alert the server queued went out on the read path, no writer
+        // waiting.
+        let Poll::Ready(Err(e)) = client.poll_read(&mut cx, &mut buf) else { panic!("the alert did not arrive") };
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac))
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn eof_during_the_handshake_is_an_error() {
+        let (a, mut b) = pair(16 * 1024, 64 * 1024);
+        let roots = RootCertStore::empty();
+        let name = "localhost".try_into().unwrap();
+        let mut client = Tls::new(a, ClientConnection::new(Arc::new(super::client_config(roots)), name).unwrap());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(client.poll_handshake(&mut cx, &mut NoTimer, None).is_pending(), "waits for the server");
+        assert!(b.poll_shutdown(&mut cx).is_ready());
+        match client.poll_handshake(&mut cx, &mut NoTimer, None) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn flip_last_byte(pipe: &Mutex<Pipe>) {
+        let mut pipe = pipe.lock().unwrap();
+        let last = pipe.bytes.back_mut().expect("a record in flight");
+        *last ^= 1;
     }
 }
