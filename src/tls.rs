@@ -1,10 +1,10 @@
 //! TLS for `wss://` (feature `rustls`): the default client configuration,
 //! and the one TLS layer the async adapters share.
 //!
-//! With this feature, `connect("wss://…")` works in the [`blocking`](crate::blocking)
-//! and [`tokio`](crate::tokio) adapters, and `client_tls`/`accept_tls` put
-//! TLS under a WebSocket on any stream in the tokio and futures-io
-//! adapters:
+//! With this feature, `connect("wss://…")` works in the
+//! [`blocking`](crate::blocking) and `tokio` adapters, and
+//! `client_tls`/`accept_tls` put TLS under a WebSocket on any stream in the
+//! tokio and futures-io adapters:
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
