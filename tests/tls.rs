@@ -598,7 +598,7 @@ mod wss {
     }
 
     #[test]
-    fn default_roots_are_mozillas() {
+    fn default_client_config_is_shared_and_offers_http11() {
         let config = wscore::tls::default_client_config();
         assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
         // The same configuration each time: built once.
