@@ -11,6 +11,7 @@
 //! use wscore::blocking;
 //! use wscore::Message;
 //!
+//! // wss:// too, with the `rustls` feature.
 //! let (mut ws, _response) = blocking::connect("ws://127.0.0.1:9001/")?;
 //! ws.send(Message::Text("hello"))?;
 //! if let Some(reply) = ws.read()? {
@@ -54,30 +55,179 @@ impl<S> std::fmt::Debug for WebSocket<S> {
     }
 }
 
-/// Connects to a `ws://` URL over TCP and performs the client handshake.
-/// For `wss://`, connect a TLS stream yourself and use [`client`].
-pub fn connect(url: &str) -> io::Result<(WebSocket<TcpStream>, Response)> {
+/// Connects to a `ws://` or `wss://` URL over TCP and performs the client
+/// handshake.
+///
+/// `wss://` needs the `rustls` feature; the server's certificate is then
+/// checked against Mozilla's roots for the URL's host (see
+/// [`crate::tls`]), and [`Config::handshake_timeout`] bounds the TLS and
+/// WebSocket handshakes together. Without the feature a `wss://` URL fails
+/// with an `Unsupported` error that names it. For another trust store or a
+/// client certificate use `connect_with_tls`; for another stream, connect
+/// it yourself and call [`client`].
+pub fn connect(url: &str) -> io::Result<(WebSocket<MaybeTlsStream>, Response)> {
     connect_with(url, Config::default())
 }
 
 /// [`connect`] with a configuration.
-pub fn connect_with(url: &str, config: Config) -> io::Result<(WebSocket<TcpStream>, Response)> {
+pub fn connect_with(url: &str, config: Config) -> io::Result<(WebSocket<MaybeTlsStream>, Response)> {
     let handshake = ClientHandshake::new(url).map_err(|e| to_io(e.into()))?;
+    let (tcp, start) = connect_tcp(&handshake)?;
+    #[cfg(feature = "rustls")]
+    if handshake.is_secure() {
+        return connect_secure(tcp, handshake, config, crate::tls::default_client_config(), start);
+    }
+    open_client(MaybeTlsStream::Plain(tcp), handshake, config, start)
+}
+
+/// [`connect_with`], with `tls` as the TLS client configuration for a
+/// `wss://` URL (ignored for `ws://`): a private CA, the platform's roots,
+/// a client certificate. The server name checked is still the URL's host.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wscore::tls::rustls::RootCertStore;
+///
+/// let mut roots = RootCertStore::empty();
+/// # let my_ca_der: Vec<u8> = Vec::new();
+/// roots.add(my_ca_der.into()).expect("a CA certificate");
+/// let tls = Arc::new(wscore::tls::client_config(roots));
+/// let (mut ws, _) = wscore::blocking::connect_with_tls("wss://internal.example/", wscore::Config::default(), tls)?;
+/// ws.send(wscore::Message::Text("hello"))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(feature = "rustls")]
+pub fn connect_with_tls(
+    url: &str,
+    config: Config,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> io::Result<(WebSocket<MaybeTlsStream>, Response)> {
+    let handshake = ClientHandshake::new(url).map_err(|e| to_io(e.into()))?;
+    let (tcp, start) = connect_tcp(&handshake)?;
+    if handshake.is_secure() {
+        return connect_secure(tcp, handshake, config, tls, start);
+    }
+    open_client(MaybeTlsStream::Plain(tcp), handshake, config, start)
+}
+
+/// Opens the TCP connection; returns it with the instant the handshake
+/// timeout counts from.
+fn connect_tcp(handshake: &ClientHandshake) -> io::Result<(TcpStream, Instant)> {
+    #[cfg(not(feature = "rustls"))]
     if handshake.is_secure() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "wss:// needs a TLS stream: connect one and call blocking::client",
+            "wss:// needs TLS: enable wscore's `rustls` feature, or connect a TLS stream yourself and call \
+             `blocking::client`",
         ));
     }
     let host = handshake.host().trim_start_matches('[').trim_end_matches(']');
     let stream = TcpStream::connect((host, handshake.port()))?;
     stream.set_nodelay(true)?;
+    Ok((stream, Instant::now()))
+}
+
+#[cfg(feature = "rustls")]
+fn connect_secure(
+    tcp: TcpStream,
+    handshake: ClientHandshake,
+    config: Config,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    start: Instant,
+) -> io::Result<(WebSocket<MaybeTlsStream>, Response)> {
+    let deadline = config.handshake_timeout.map(|t| start + t);
+    let stream = crate::tls::blocking_client(tcp, &handshake, tls, deadline)?;
+    open_client(MaybeTlsStream::Rustls(Box::new(stream)), handshake, config, start)
+}
+
+fn open_client(
+    stream: MaybeTlsStream,
+    handshake: ClientHandshake,
+    config: Config,
+    start: Instant,
+) -> io::Result<(WebSocket<MaybeTlsStream>, Response)> {
     let conn = Connection::client(handshake, config, Duration::ZERO).map_err(to_io)?;
     let mut ws = WebSocket::new(stream, conn);
-    ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
-    ws.set_shutdown_hook(Some(shutdown_write));
+    // The connection's time zero is when TCP connected, so that the
+    // handshake timeout covers the TLS handshake as well.
+    ws.epoch = start;
+    ws.set_timeout_hook(Some(MaybeTlsStream::set_read_timeout));
+    ws.set_shutdown_hook(Some(MaybeTlsStream::shutdown_write));
     let response = ws.handshake_as_client()?;
     Ok((ws, response))
+}
+
+/// The stream [`connect`] opens: plain TCP for `ws://`, TLS over TCP for
+/// `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection (feature `rustls`): rustls' own blocking
+    /// stream, whose session says what was negotiated
+    /// (`stream.conn.alpn_protocol()`, `peer_certificates()`, …).
+    #[cfg(feature = "rustls")]
+    Rustls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream underneath, for its addresses and socket options.
+    /// Reading or writing it directly breaks the framing (and the TLS).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => &tls.sock,
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    /// Half-closes TCP. Over TLS this sends no `close_notify` (the hook
+    /// cannot write): it is used only while lingering after a failure or
+    /// an HTTP error, whose reason the peer already has.
+    fn shutdown_write(&self) -> io::Result<()> {
+        shutdown_write(self.tcp())
+    }
+}
+
+impl Read for MaybeTlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for MaybeTlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.flush(),
+        }
+    }
 }
 
 /// Performs the client handshake over an already connected `stream` (for

@@ -930,7 +930,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
 }
 
 /// The error for a `wss://` URL when no TLS is built in.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", not(feature = "rustls")))]
 pub(crate) fn wss_unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,

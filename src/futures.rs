@@ -53,6 +53,10 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 pub use crate::driver::Error;
 use crate::driver::{self, Driver, Next, ReadSide, WriteSide};
+#[cfg(feature = "rustls")]
+use crate::tls::Tls;
+#[cfg(feature = "rustls")]
+use crate::tls::rustls::{ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection, SideData};
 use crate::{
     Accept, Chunk, ClientHandshake, CloseCode, Config, Connection, Message, MessageKind, OwnedMessage, PreparedMessage,
     Reject, Request, Response, Role,
@@ -125,16 +129,62 @@ pub struct WebSocket<S> {
 
 /// Performs the client handshake over a connected `stream` (a TLS stream
 /// for `wss://`, say).
+///
+/// This adapter has no `connect`: `futures-io` has no TCP type, and taking
+/// one from a runtime would tie the crate to it. Connect with your
+/// runtime's `TcpStream` and call this, or [`client_tls`] for `wss://`.
 pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     handshake: ClientHandshake,
     config: Config,
 ) -> Result<(WebSocket<S>, Response), Error> {
-    let epoch = Instant::now();
+    client_from(stream, handshake, config, Instant::now(), Clock::default()).await
+}
+
+/// [`client`], its connection's time zero at `epoch` (so that the
+/// handshake timeout can count a TLS handshake too).
+async fn client_from<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handshake: ClientHandshake,
+    config: Config,
+    epoch: Instant,
+    clock: Clock,
+) -> Result<(WebSocket<S>, Response), Error> {
     let conn = Connection::client(handshake, config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
     let response = inner.handshake_client().await?;
     Ok((WebSocket { inner, reported: false }, response))
+}
+
+/// `wss://` over a connected `stream` (feature `rustls`): the TLS
+/// handshake with `tls` as the client configuration and the handshake's
+/// host as the server name, then the WebSocket handshake, both within
+/// [`Config::handshake_timeout`]. `tls` is usually
+/// [`crate::tls::default_client_config`] (Mozilla's roots), or a
+/// configuration of your own for a private CA or a client certificate.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wscore::futures::Error> {
+/// let handshake = wscore::ClientHandshake::new("wss://echo.example/")?;
+/// let tcp = smol::net::TcpStream::connect((handshake.host(), handshake.port())).await?;
+/// let tls = wscore::tls::default_client_config();
+/// let (mut ws, _) = wscore::futures::client_tls(tcp, handshake, wscore::Config::default(), tls).await?;
+/// ws.send(wscore::Message::Text("hello")).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn client_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handshake: ClientHandshake,
+    config: Config,
+    tls: Arc<ClientConfig>,
+) -> Result<(WebSocket<TlsStream<S>>, Response), Error> {
+    let epoch = Instant::now();
+    let mut clock = Clock::default();
+    let session = ClientConnection::new(tls, crate::tls::server_name(&handshake)?).map_err(invalid_tls_config)?;
+    let mut tls = Tls::new(Io(stream), session);
+    tls.handshake(&mut clock, config.handshake_timeout.map(|t| epoch + t)).await?;
+    client_from(TlsStream(tls), handshake, config, epoch, clock).await
 }
 
 /// Accepts a WebSocket on `stream` with the default configuration and no
@@ -152,11 +202,139 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
 {
-    let epoch = Instant::now();
+    accept_from(stream, config, decide, Instant::now(), Clock::default()).await
+}
+
+/// [`accept_with`], its connection's time zero at `epoch`.
+async fn accept_from<S, F>(
+    stream: S,
+    config: Config,
+    decide: F,
+    epoch: Instant,
+    clock: Clock,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
     let conn = Connection::server(config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
     inner.handshake_server(decide).await?;
     Ok(WebSocket { inner, reported: false })
+}
+
+/// Accepts a WebSocket over TLS on `stream` (feature `rustls`): the TLS
+/// handshake with `tls` as the server configuration, then the WebSocket
+/// handshake as [`accept_with`] does, both within
+/// [`Config::handshake_timeout`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wscore::tls::rustls::ServerConfig;
+///
+/// # async fn run(tcp: smol::net::TcpStream, tls: Arc<ServerConfig>) -> Result<(), wscore::futures::Error> {
+/// let config = wscore::Config::default();
+/// let mut ws = wscore::futures::accept_tls(tcp, tls, config, |_| Ok(wscore::Accept::new())).await?;
+/// while let Some(message) = ws.recv().await? {
+///     println!("{message:?}");
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn accept_tls<S, F>(
+    stream: S,
+    tls: Arc<ServerConfig>,
+    config: Config,
+    decide: F,
+) -> Result<WebSocket<TlsStream<S, ServerConnection>>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
+    let epoch = Instant::now();
+    let mut clock = Clock::default();
+    let session = ServerConnection::new(tls).map_err(invalid_tls_config)?;
+    let mut tls = Tls::new(Io(stream), session);
+    tls.handshake(&mut clock, config.handshake_timeout.map(|t| epoch + t)).await?;
+    accept_from(TlsStream(tls), config, decide, epoch, clock).await
+}
+
+#[cfg(feature = "rustls")]
+fn invalid_tls_config(e: crate::tls::rustls::Error) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// A TLS stream over a futures-io stream `S` (feature `rustls`): what
+/// [`client_tls`] puts under a client's WebSocket and, with `C` =
+/// `ServerConnection`, [`accept_tls`] under a server's. Its rustls session
+/// tells what was negotiated ([`session`](Self::session)). Closing it
+/// sends `close_notify` first. See [`crate::tls`] for how it works.
+#[cfg(feature = "rustls")]
+pub struct TlsStream<S, C = ClientConnection>(Tls<Io<S>, C>);
+
+#[cfg(feature = "rustls")]
+impl<S, C: core::fmt::Debug> core::fmt::Debug for TlsStream<S, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("TlsStream").field(&self.0).finish()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C> TlsStream<S, C> {
+    /// The stream underneath. Reading or writing it directly breaks the
+    /// TLS.
+    pub fn get_ref(&self) -> &S {
+        &self.0.get_ref().0
+    }
+
+    /// The stream underneath, mutably (for socket options).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.0.get_mut().0
+    }
+
+    /// The rustls session: the negotiated protocol version, ALPN protocol,
+    /// the peer's certificates, and for a server the SNI name the client
+    /// asked for.
+    pub fn session(&self) -> &C {
+        self.0.session()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C, D> AsyncRead for TlsStream<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: core::ops::DerefMut + core::ops::Deref<Target = ConnectionCommon<D>> + Unpin,
+    D: SideData,
+{
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        driver::Read::poll_read(&mut self.get_mut().0, cx, buf)
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C, D> AsyncWrite for TlsStream<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: core::ops::DerefMut + core::ops::Deref<Target = ConnectionCommon<D>> + Unpin,
+    D: SideData,
+{
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        driver::Write::poll_write_vectored(&mut self.get_mut().0, cx, &[IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        driver::Write::poll_write_vectored(&mut self.get_mut().0, cx, bufs)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::Write::poll_flush(&mut self.get_mut().0, cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::Write::poll_shutdown(&mut self.get_mut().0, cx)
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {

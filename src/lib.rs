@@ -206,6 +206,17 @@
 //!   `Utf8Payload`, `Connection::poll_owned`), shared sends
 //!   (`Connection::send_owned`) and prepared messages (`PreparedMessage`).
 //!   Works without `std`.
+//! * `tokio`: the tokio adapter (`wscore::tokio`): `connect`, `accept`, a
+//!   `WebSocket` over any `AsyncRead + AsyncWrite` with `Stream`/`Sink` and
+//!   split halves.
+//! * `futures-io`: the same adapter for async-std, smol and the rest of the
+//!   `futures` family (`wscore::futures`), tied to no runtime.
+//! * `rustls`: `wss://` out of the box, through rustls (ring) with
+//!   Mozilla's roots built in: `blocking::connect("wss://…")` and
+//!   `tokio::connect("wss://…")` just work, `connect_with_tls` takes your
+//!   own `rustls::ClientConfig`, and the async adapters get `client_tls`
+//!   and `accept_tls` over any stream (see `wscore::tls`). Without it a
+//!   `wss://` URL fails with an error naming this feature.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -231,6 +242,8 @@ pub mod blocking;
 mod driver;
 #[cfg(feature = "futures-io")]
 pub mod futures;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -9,6 +9,7 @@
 //! use wscore::{Message, OwnedMessage};
 //!
 //! # async fn run() -> Result<(), wscore::tokio::Error> {
+//! // wss:// too, with the `rustls` feature.
 //! let (mut ws, _response) = wscore::tokio::connect("ws://127.0.0.1:9001/").await?;
 //! ws.send(Message::Text("hello")).await?;
 //! // Borrowed, no allocation:
@@ -58,6 +59,10 @@ use ::tokio::net::TcpStream;
 
 pub use crate::driver::Error;
 use crate::driver::{self, Driver, Next, ReadSide, WriteSide};
+#[cfg(feature = "rustls")]
+use crate::tls::Tls;
+#[cfg(feature = "rustls")]
+use crate::tls::rustls::{ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection, SideData};
 use crate::{
     Accept, Chunk, ClientHandshake, CloseCode, Config, Connection, Message, MessageKind, OwnedMessage, PreparedMessage,
     Reject, Request, Response, Role,
@@ -122,21 +127,91 @@ pub struct WebSocket<S> {
     reported: bool,
 }
 
-/// Connects to a `ws://` URL over TCP and performs the client handshake.
-pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+/// Connects to a `ws://` or `wss://` URL over TCP and performs the client
+/// handshake.
+///
+/// `wss://` needs the `rustls` feature; the server's certificate is then
+/// checked against Mozilla's roots for the URL's host (see
+/// [`crate::tls`]), and [`Config::handshake_timeout`] bounds the TLS and
+/// WebSocket handshakes together. Without the feature a `wss://` URL fails
+/// with an `Unsupported` error that names it. For another trust store or a
+/// client certificate use `connect_with_tls`; for another stream (a
+/// proxy's tunnel, say), connect it yourself and call [`client`] (or
+/// `client_tls`).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wscore::tokio::Error> {
+/// let (mut ws, _response) = wscore::tokio::connect("wss://echo.example/").await?;
+/// ws.send(wscore::Message::Text("hello")).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
     connect_with(url, Config::default()).await
 }
 
 /// [`connect`] with a configuration.
-pub async fn connect_with(url: &str, config: Config) -> Result<(WebSocket<TcpStream>, Response), Error> {
+pub async fn connect_with(url: &str, config: Config) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
     let handshake = ClientHandshake::new(url).map_err(crate::Error::from)?;
+    let tcp = connect_tcp(&handshake).await?;
+    #[cfg(feature = "rustls")]
+    if handshake.is_secure() {
+        return connect_secure(tcp, handshake, config, crate::tls::default_client_config()).await;
+    }
+    client(MaybeTlsStream::Plain(tcp), handshake, config).await
+}
+
+/// [`connect_with`], with `tls` as the TLS client configuration for a
+/// `wss://` URL (ignored for `ws://`): a private CA, the platform's roots,
+/// a client certificate. The server name checked is still the URL's host.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wscore::tls::rustls::RootCertStore;
+///
+/// # async fn run(my_ca_der: Vec<u8>) -> Result<(), wscore::tokio::Error> {
+/// let mut roots = RootCertStore::empty();
+/// roots.add(my_ca_der.into()).expect("a CA certificate");
+/// let tls = Arc::new(wscore::tls::client_config(roots));
+/// let url = "wss://internal.example/";
+/// let (mut ws, _) = wscore::tokio::connect_with_tls(url, wscore::Config::default(), tls).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn connect_with_tls(
+    url: &str,
+    config: Config,
+    tls: Arc<ClientConfig>,
+) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+    let handshake = ClientHandshake::new(url).map_err(crate::Error::from)?;
+    let tcp = connect_tcp(&handshake).await?;
+    if handshake.is_secure() {
+        return connect_secure(tcp, handshake, config, tls).await;
+    }
+    client(MaybeTlsStream::Plain(tcp), handshake, config).await
+}
+
+async fn connect_tcp(handshake: &ClientHandshake) -> Result<TcpStream, Error> {
+    #[cfg(not(feature = "rustls"))]
     if handshake.is_secure() {
         return Err(Error::Io(crate::driver::wss_unsupported()));
     }
-    let host = handshake.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-    let stream = TcpStream::connect((host.as_str(), handshake.port())).await?;
+    let host = handshake.host().trim_start_matches('[').trim_end_matches(']');
+    let stream = TcpStream::connect((host, handshake.port())).await?;
     stream.set_nodelay(true)?;
-    client(stream, handshake, config).await
+    Ok(stream)
+}
+
+#[cfg(feature = "rustls")]
+async fn connect_secure(
+    tcp: TcpStream,
+    handshake: ClientHandshake,
+    config: Config,
+    tls: Arc<ClientConfig>,
+) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+    let (ws, response) = client_tls(tcp, handshake, config, tls).await?;
+    let WebSocket { inner: Driver { conn, io, timer, epoch, .. }, reported } = ws;
+    let stream = MaybeTlsStream::Rustls(Box::new(io.0));
+    Ok((WebSocket { inner: Driver::new(conn, Io(stream), timer, epoch), reported }, response))
 }
 
 /// Performs the client handshake over a connected `stream` (a TLS stream
@@ -146,11 +221,51 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     handshake: ClientHandshake,
     config: Config,
 ) -> Result<(WebSocket<S>, Response), Error> {
-    let epoch = Instant::now();
+    client_from(stream, handshake, config, Instant::now(), Clock::default()).await
+}
+
+/// [`client`], its connection's time zero at `epoch` (so that the
+/// handshake timeout can count a TLS handshake too).
+async fn client_from<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handshake: ClientHandshake,
+    config: Config,
+    epoch: Instant,
+    clock: Clock,
+) -> Result<(WebSocket<S>, Response), Error> {
     let conn = Connection::client(handshake, config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
     let response = inner.handshake_client().await?;
     Ok((WebSocket { inner, reported: false }, response))
+}
+
+/// Performs the TLS handshake over a connected `stream` with `tls` as the
+/// client configuration and the handshake's host as the server name, then
+/// the WebSocket handshake; both within [`Config::handshake_timeout`].
+/// For `wss://` over a stream [`connect`] cannot open (a proxy's tunnel, a
+/// Unix socket); `tls` may be [`crate::tls::default_client_config`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), wscore::tokio::Error> {
+/// let tcp = tokio::net::TcpStream::connect("echo.example:443").await?;
+/// let handshake = wscore::ClientHandshake::new("wss://echo.example/")?;
+/// let tls = wscore::tls::default_client_config();
+/// let (ws, _) = wscore::tokio::client_tls(tcp, handshake, wscore::Config::default(), tls).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn client_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    handshake: ClientHandshake,
+    config: Config,
+    tls: Arc<ClientConfig>,
+) -> Result<(WebSocket<TlsStream<S>>, Response), Error> {
+    let epoch = Instant::now();
+    let mut clock = Clock::default();
+    let session = ClientConnection::new(tls, crate::tls::server_name(&handshake)?).map_err(invalid_tls_config)?;
+    let mut tls = Tls::new(Io(stream), session);
+    tls.handshake(&mut clock, config.handshake_timeout.map(|t| epoch + t)).await?;
+    client_from(TlsStream(tls), handshake, config, epoch, clock).await
 }
 
 /// Accepts a WebSocket on `stream` with the default configuration and no
@@ -168,11 +283,233 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
 {
-    let epoch = Instant::now();
+    accept_from(stream, config, decide, Instant::now(), Clock::default()).await
+}
+
+/// [`accept_with`], its connection's time zero at `epoch`.
+async fn accept_from<S, F>(
+    stream: S,
+    config: Config,
+    decide: F,
+    epoch: Instant,
+    clock: Clock,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
     let conn = Connection::server(config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), Clock::default(), epoch);
+    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
     inner.handshake_server(decide).await?;
     Ok(WebSocket { inner, reported: false })
+}
+
+/// Accepts a WebSocket over TLS on `stream` (a freshly accepted
+/// `TcpStream`): the TLS handshake with `tls` as the server configuration,
+/// then the WebSocket handshake as [`accept_with`] does, both within
+/// [`Config::handshake_timeout`], so a client that connects and stays
+/// silent costs a task for that long at most.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wscore::tls::rustls::ServerConfig;
+///
+/// # async fn run(tls: Arc<ServerConfig>) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     let tls = Arc::clone(&tls);
+///     tokio::spawn(async move {
+///         let config = wscore::Config::default();
+///         let Ok(mut ws) = wscore::tokio::accept_tls(tcp, tls, config, |_| Ok(wscore::Accept::new())).await else {
+///             return;
+///         };
+///         while let Ok(Some(message)) = ws.recv().await {
+///             println!("{message:?}");
+///         }
+///     });
+/// }
+/// # }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn accept_tls<S, F>(
+    stream: S,
+    tls: Arc<ServerConfig>,
+    config: Config,
+    decide: F,
+) -> Result<WebSocket<TlsStream<S, ServerConnection>>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
+    let epoch = Instant::now();
+    let mut clock = Clock::default();
+    let session = ServerConnection::new(tls).map_err(invalid_tls_config)?;
+    let mut tls = Tls::new(Io(stream), session);
+    tls.handshake(&mut clock, config.handshake_timeout.map(|t| epoch + t)).await?;
+    accept_from(TlsStream(tls), config, decide, epoch, clock).await
+}
+
+#[cfg(feature = "rustls")]
+fn invalid_tls_config(e: crate::tls::rustls::Error) -> Error {
+    Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+// ----- TLS ------------------------------------------------------------------
+
+/// The stream [`connect`] opens: plain TCP for `ws://`, TLS over TCP for
+/// `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection (feature `rustls`).
+    #[cfg(feature = "rustls")]
+    Rustls(Box<TlsStream<TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream underneath, for its addresses and socket options.
+    /// Reading or writing it directly breaks the framing (and the TLS).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(tcp) => tcp.is_write_vectored(),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TLS stream over a tokio stream `S` (feature `rustls`): what
+/// [`client_tls`] and [`connect`] (as [`MaybeTlsStream::Rustls`]) put
+/// under a client's WebSocket, and, with `C` = `ServerConnection`,
+/// [`accept_tls`] under a server's. Its rustls session tells what was
+/// negotiated ([`session`](Self::session)). Shutting it down sends
+/// `close_notify` first. See [`crate::tls`] for how it works.
+#[cfg(feature = "rustls")]
+pub struct TlsStream<S, C = ClientConnection>(Tls<Io<S>, C>);
+
+#[cfg(feature = "rustls")]
+impl<S, C: core::fmt::Debug> core::fmt::Debug for TlsStream<S, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("TlsStream").field(&self.0).finish()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C> TlsStream<S, C> {
+    /// The stream underneath. Reading or writing it directly breaks the
+    /// TLS.
+    pub fn get_ref(&self) -> &S {
+        &self.0.get_ref().0
+    }
+
+    /// The stream underneath, mutably (for socket options).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.0.get_mut().0
+    }
+
+    /// The rustls session: the negotiated protocol version, ALPN protocol,
+    /// the peer's certificates, and for a server the SNI name the client
+    /// asked for.
+    pub fn session(&self) -> &C {
+        self.0.session()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C, D> AsyncRead for TlsStream<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: core::ops::DerefMut + core::ops::Deref<Target = ConnectionCommon<D>> + Unpin,
+    D: SideData,
+{
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let n = core::task::ready!(driver::Read::poll_read(&mut self.get_mut().0, cx, buf.initialize_unfilled()))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<S, C, D> AsyncWrite for TlsStream<S, C>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    C: core::ops::DerefMut + core::ops::Deref<Target = ConnectionCommon<D>> + Unpin,
+    D: SideData,
+{
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        driver::Write::poll_write_vectored(&mut self.get_mut().0, cx, &[IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        driver::Write::poll_write_vectored(&mut self.get_mut().0, cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        driver::Write::is_write_vectored(&self.0)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::Write::poll_flush(&mut self.get_mut().0, cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::Write::poll_shutdown(&mut self.get_mut().0, cx)
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
