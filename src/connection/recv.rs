@@ -141,6 +141,8 @@ pub(crate) struct Recv {
     pub(crate) messages_received: u64,
     /// When to free drained large buffers if nothing happens before.
     pub(crate) release_at: Option<Duration>,
+    /// The room `receive_buffer` last offered: what `commit` may take.
+    offered: usize,
 }
 
 impl Recv {
@@ -162,6 +164,7 @@ impl Recv {
             frames_received: 0,
             messages_received: 0,
             release_at: None,
+            offered: 0,
         }
     }
 
@@ -198,6 +201,7 @@ impl Recv {
         // Appended rather than copied into zeroed spare room.
         self.rx.truncate(self.end);
         self.rx.extend_from_slice(&data[..n]);
+        self.offered = n;
         self.commit(n)
     }
 
@@ -205,6 +209,7 @@ impl Recv {
     /// receive buffer, to read into directly.
     pub(crate) fn receive_buffer(&mut self, want: usize, room: usize) -> &mut [u8] {
         let n = want.min(room);
+        self.offered = 0;
         if n == 0 {
             return &mut [];
         }
@@ -213,6 +218,7 @@ impl Recv {
         if self.rx.len() < end + n {
             self.rx.resize(end + n, 0);
         }
+        self.offered = n;
         &mut self.rx[end..end + n]
     }
 
@@ -237,7 +243,8 @@ impl Recv {
     /// Records that `n` bytes were written at the end of the buffer (capped
     /// at what [`Self::receive_buffer`] offered).
     pub(crate) fn commit(&mut self, n: usize) -> usize {
-        let n = n.min(self.rx.len() - self.end);
+        // Never more than was offered: bytes past it are stale.
+        let n = n.min(core::mem::take(&mut self.offered));
         self.end += n;
         self.bytes_received += n as u64;
         n
@@ -255,9 +262,9 @@ impl Recv {
             }
         }
         let (reading, eof) = {
-            let mut s = shared.lock();
+            let s = shared.lock();
             if s.closed.is_some() && !s.closed_reported {
-                s.closed_reported = true;
+                // Reported once handed out: a peeked `Closed` is not yet.
                 return Some(Ready::Closed);
             }
             (s.reading_frames(), s.eof)
@@ -279,9 +286,8 @@ impl Recv {
                     return None;
                 }
             }
-            let mut s = shared.lock();
+            let s = shared.lock();
             if s.closed.is_some() && !s.closed_reported {
-                s.closed_reported = true;
                 return Some(Ready::Closed);
             }
             if !s.reading_frames() {
@@ -716,7 +722,7 @@ impl Recv {
         if let Some(Ready::Message { kind: MessageKind::Text, start, end, assembled, checked: false }) = self.stash {
             let bytes = if assembled { &self.msg[start..end] } else { &self.rx[start..end] };
             if crate::message::str_from_utf8(bytes).is_none() {
-                invalid_text(shared);
+                text_failed(shared);
                 self.stash = Some(Ready::Closed);
             } else if let Some(Ready::Message { checked, .. }) = self.stash.as_mut() {
                 *checked = true;
@@ -755,7 +761,7 @@ impl Recv {
             Ready::Ping { start, end } => Event::Ping(&rx[start..end]),
             Ready::Pong { start, end } => Event::Pong(&rx[start..end]),
             Ready::Close { start, end } => Event::Close(CloseFrame::parse(&rx[start..end]).ok()?),
-            Ready::Closed => Event::Closed(shared.lock().closed.clone()?),
+            Ready::Closed => Event::Closed(take_closed(shared)?),
             Ready::Request | Ready::Connected | Ready::Rejected => return None,
         })
     }
@@ -829,12 +835,22 @@ impl Recv {
 }
 
 /// A whole text frame turned out not to be UTF-8: the connection fails and
-/// the event becomes `Closed`, which is returned.
-fn invalid_text<A: Access>(shared: &mut A) -> Option<crate::connection::event::Closed> {
+/// the event becomes `Closed`.
+fn text_failed<A: Access>(shared: &mut A) {
+    shared.lock().fail(ProtocolError::InvalidUtf8.into(), ProtocolError::InvalidUtf8.reason());
+}
+
+/// Hands out `Closed`: from now on the connection counts it as returned.
+fn take_closed<A: Access>(shared: &mut A) -> Option<crate::connection::event::Closed> {
     let mut s = shared.lock();
-    s.fail(ProtocolError::InvalidUtf8.into(), ProtocolError::InvalidUtf8.reason());
     s.closed_reported = true;
     s.closed.clone()
+}
+
+/// A whole text frame turned out not to be UTF-8: `Closed`, handed out.
+fn invalid_text<A: Access>(shared: &mut A) -> Option<crate::connection::event::Closed> {
+    text_failed(shared);
+    take_closed(shared)
 }
 
 #[cfg(feature = "bytes")]
@@ -902,7 +918,7 @@ mod owned {
                     let reason = Payload::copy_from_slice(frame.reason.as_bytes());
                     OwnedEvent::Close(frame.code, Utf8Payload::new_unchecked(reason))
                 }
-                Ready::Closed => OwnedEvent::Closed(shared.lock().closed.clone()?),
+                Ready::Closed => OwnedEvent::Closed(super::take_closed(shared)?),
                 Ready::Request | Ready::Connected | Ready::Rejected => return None,
             })
         }

@@ -511,6 +511,10 @@ impl Send {
         opcode: OpCode,
         payload: &[u8],
     ) -> Result<(), Error> {
+        // A failed connection reports its failure first, whatever the call.
+        if let Some(error) = shared.lock().failure {
+            return Err(error);
+        }
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(UsageError::ControlPayloadTooLong.into());
         }
@@ -573,6 +577,12 @@ impl Send {
             self.out.owed_waiting = false;
         }
         let mut s = shared.lock();
+        if s.transport_dead {
+            // The other half saw the transport fail: nothing more goes out.
+            drop(s);
+            self.clear();
+            return;
+        }
         if s.owed.is_empty() {
             return;
         }
@@ -756,12 +766,13 @@ mod owned {
                 _ => None,
             };
             let frame = compressed.unwrap_or(prepared.frame());
-            if self.mask.is_some() {
-                let Ok(Some((header, head_len))) = FrameHeader::decode(frame) else {
-                    return Ok(());
-                };
-                let key = self.key();
-                self.out.write_frame(key, header.opcode, header.fin, header.rsv, &frame[head_len..]);
+            let Ok(Some((header, head_len))) = FrameHeader::decode(frame) else {
+                return Ok(());
+            };
+            if self.mask.is_some() || header.payload_len > config.max_send_frame_size as u64 {
+                // A client masks its own copy; a frame over this
+                // connection's frame size is split as any message is.
+                self.write_data(config, header.opcode, header.rsv, &frame[head_len..], true);
             } else if frame.len() < SHARE_FROM {
                 self.out.reserve(frame.len());
                 self.out.buf.extend_from_slice(frame);

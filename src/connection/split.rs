@@ -466,10 +466,11 @@ impl SendHalf {
         min_opt(protocol, self.send.release_at)
     }
 
-    /// Whether there is something to transmit, owed control frames included.
+    /// Whether there is something to transmit, owed control frames included
+    /// (nothing once either half saw the transport fail).
     pub fn wants_write(&self) -> bool {
         let s = self.cell();
-        !self.send.is_empty() || (!s.owed.is_empty() && !s.transport_dead)
+        !s.transport_dead && (!self.send.is_empty() || !s.owed.is_empty())
     }
 
     /// See [`Connection::is_writable`].
@@ -477,9 +478,10 @@ impl SendHalf {
         self.send.is_writable(&self.config, &mut &*self.shared)
     }
 
-    /// See [`Connection::buffered_amount`].
+    /// See [`Connection::buffered_amount`]; 0 once either half saw the
+    /// transport fail (what was queued is dropped at the next transmission).
     pub fn buffered_amount(&self) -> usize {
-        self.send.buffered()
+        if self.cell().transport_dead { 0 } else { self.send.buffered() }
     }
 
     /// See [`Connection::wants_shutdown`]: half-close the transport's
