@@ -206,6 +206,11 @@
 //!   `Utf8Payload`, `Connection::poll_owned`), shared sends
 //!   (`Connection::send_owned`) and prepared messages (`PreparedMessage`).
 //!   Works without `std`.
+//! * `hyper` (with `tokio`): `wscore::hyper`, upgrades inside hyper and
+//!   axum handlers over HTTP/1.1 and over HTTP/2 (RFC 8441 extended
+//!   CONNECT, many WebSockets on one connection), with the built-in
+//!   handshake's checks and negotiation, and clients over a hyper HTTP/1.1
+//!   or HTTP/2 connection.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -231,6 +236,8 @@ pub mod blocking;
 mod driver;
 #[cfg(feature = "futures-io")]
 pub mod futures;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
