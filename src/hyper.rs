@@ -533,7 +533,8 @@ fn hyper_error(error: ::hyper::Error) -> Error {
 /// up to [`Config::max_handshake_size`]) if it answered with anything but
 /// a 2xx; [`Error::WebSocket`] with the [`HandshakeError`] if the answer
 /// broke a rule, or a [`UsageError`] for a bad `config`; [`Error::Io`] if
-/// hyper failed.
+/// hyper failed, which includes a 2xx other than 200 (RFC 8441 allows it,
+/// hyper hands over the stream only on 200).
 pub async fn connect_http2<B>(
     sender: &mut http2::SendRequest<B>,
     handshake: ClientHandshake,
