@@ -348,6 +348,10 @@ pub enum UsageError {
     /// A whole message was asked for while the message arriving is
     /// delivered in chunks (see `Connection::set_streaming`): take chunks.
     Streaming,
+    /// The HTTP server that parsed an upgrade request cannot hand its
+    /// connection over: hyper serves HTTP/1.1 upgrades only on connections
+    /// served `with_upgrades`.
+    NotUpgradable,
 }
 
 impl fmt::Display for UsageError {
@@ -369,6 +373,7 @@ impl fmt::Display for UsageError {
             Self::NoEntropy => f.write_str("no source of randomness configured"),
             Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Self::Streaming => f.write_str("the message arriving is delivered in chunks"),
+            Self::NotUpgradable => f.write_str("the HTTP server cannot hand this connection over"),
         }
     }
 }

@@ -217,6 +217,11 @@
 //!   own `rustls::ClientConfig`, and the async adapters get `client_tls`
 //!   and `accept_tls` over any stream (see `wscore::tls`). Without it a
 //!   `wss://` URL fails with an error naming this feature.
+//! * `hyper` (with `tokio`): `wscore::hyper`, upgrades inside hyper and
+//!   axum handlers over HTTP/1.1 and over HTTP/2 (RFC 8441 extended
+//!   CONNECT, many WebSockets on one connection), with the built-in
+//!   handshake's checks and negotiation, and clients over a hyper HTTP/1.1
+//!   or HTTP/2 connection.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -244,6 +249,8 @@ mod driver;
 pub mod futures;
 #[cfg(feature = "rustls")]
 pub mod tls;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -473,6 +473,27 @@ impl Response {
         Ok(Self::new(status, version, Headers::new(head, res.headers)))
     }
 
+    /// A response another HTTP stack received and that is no acceptance
+    /// ([`ClientRequest::check_response`] failed with
+    /// [`HandshakeError::Status`]), kept whole for the application as the
+    /// built-in handshake keeps a refusal; add the body with `set_body`.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn refusal<N, V>(
+        status: u16,
+        version: HttpVersion,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Self, HandshakeError>
+    where
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let mut parts = PartsBuilder::default();
+        for (name, value) in headers {
+            parts.field(name.as_ref(), value.as_ref())?;
+        }
+        Ok(Self::new(status, version, parts.finish()?))
+    }
+
     /// Attaches the body that followed a refusal's head.
     pub(crate) fn set_body(&mut self, body: Vec<u8>) {
         self.body = body;
