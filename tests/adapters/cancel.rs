@@ -156,7 +156,7 @@ pub(crate) async fn cancelled_send_queues_all_or_nothing<A: AsyncAdapter>() {
     let mut refused_in_a_row = 0;
     while refused_in_a_row < 3 {
         let before = total_queued(&ws);
-        let outcome = A::timeout(Duration::from_millis(200), ws.send(&numbered(queued))).await;
+        let outcome = A::timeout(Duration::from_millis(100), ws.send(&numbered(queued))).await;
         let added = total_queued(&ws) - before;
         match outcome {
             Some(result) => {

@@ -20,6 +20,14 @@
 //! stay silent for a timer to fire.
 
 #![cfg(feature = "std")]
+// The counting allocator implements `GlobalAlloc`; Cargo.toml denies unsafe
+// code so that only a test crate that measures memory can allow it.
+#![allow(unsafe_code)]
+
+// Only `current` is used here.
+#[allow(dead_code)]
+#[path = "../common/counting.rs"]
+mod counting;
 
 mod harness;
 mod raw;
@@ -32,6 +40,8 @@ mod fragments;
 
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 mod cancel;
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+mod memory;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 mod split;
 
@@ -80,7 +90,7 @@ macro_rules! common_tests {
 }
 
 /// The behaviours only the async adapters have: cancellation, split
-/// halves, `Stream`/`Sink`.
+/// halves, `Stream`/`Sink`, the memory of a pending read.
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 macro_rules! async_tests {
     ($adapter:ty) => {
@@ -94,6 +104,9 @@ macro_rules! async_tests {
             split::split_close_through_the_writer,
             split::split_halves_work_at_once_then_reunite,
             split::stream_and_sink_of_owned_messages,
+            #[ignore = "wscore gap: the async driver reserves a 16 KiB receive buffer (driver::READ_SIZE) for every \
+                        pending read, so each connection idling in recv holds it (target: 2 KiB per idle connection)"]
+            memory::pending_recv_holds_no_read_buffer,
         );
     };
 }
