@@ -218,21 +218,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
     /// Reads once into the connection, if it wants input.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let now = self.now();
-        let buf = self.conn.receive_buffer(READ_SIZE);
-        if buf.is_empty() {
-            return Poll::Ready(());
-        }
-        match self.io.poll_read(cx, buf) {
-            Poll::Ready(Ok(0)) => self.conn.handle_eof(),
-            Poll::Ready(Ok(n)) => self.conn.commit_received(now, n),
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => {
-                self.io_error = Some(e.kind());
-                self.conn.handle_transport_error();
-            }
-            Poll::Pending => return Poll::Pending,
-        }
-        Poll::Ready(())
+        poll_read_into(&mut self.conn, &mut self.io, cx, now, &mut self.io_error)
     }
 
     /// Runs the timers that are due; Ready if any ran.
@@ -380,6 +366,106 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
             }
         }
     }
+}
+
+// ----- Reading, for a whole connection or a receive half --------------------
+
+/// What takes input: a whole connection or a receive half.
+pub(crate) trait Input {
+    fn wants_read(&self) -> bool;
+    fn buffered_input(&self) -> usize;
+    fn max_unprocessed_input(&self) -> usize;
+    fn receive(&mut self, now: Duration, data: &[u8]) -> usize;
+    fn receive_buffer(&mut self, want: usize) -> &mut [u8];
+    fn commit_received(&mut self, now: Duration, n: usize);
+    fn handle_eof(&mut self);
+    fn handle_transport_error(&mut self);
+}
+
+macro_rules! input {
+    ($t:ty) => {
+        impl Input for $t {
+            fn wants_read(&self) -> bool {
+                <$t>::wants_read(self)
+            }
+            fn buffered_input(&self) -> usize {
+                <$t>::buffered_input(self)
+            }
+            fn max_unprocessed_input(&self) -> usize {
+                self.config().max_unprocessed_input
+            }
+            fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
+                <$t>::receive(self, now, data)
+            }
+            fn receive_buffer(&mut self, want: usize) -> &mut [u8] {
+                <$t>::receive_buffer(self, want)
+            }
+            fn commit_received(&mut self, now: Duration, n: usize) {
+                <$t>::commit_received(self, now, n)
+            }
+            fn handle_eof(&mut self) {
+                <$t>::handle_eof(self)
+            }
+            fn handle_transport_error(&mut self) {
+                <$t>::handle_transport_error(self)
+            }
+        }
+    };
+}
+
+input!(Connection);
+input!(RecvHalf);
+
+/// Reads once from `io` into `input`. A connection holding no received
+/// bytes reads into scratch space on the stack and takes what came (all of
+/// it: the read is no larger than the room it has), so one parked on a
+/// read holds no receive buffer; one in the middle of a frame reads
+/// straight into its buffer, sparing the copy.
+fn poll_read_into<I: Input, R: Read>(
+    input: &mut I,
+    io: &mut R,
+    cx: &mut Context<'_>,
+    now: Duration,
+    io_error: &mut Option<io::ErrorKind>,
+) -> Poll<()> {
+    if !input.wants_read() {
+        return Poll::Ready(());
+    }
+    let result = if input.buffered_input() == 0 {
+        let mut scratch = [0u8; READ_SIZE];
+        let len = READ_SIZE.min(input.max_unprocessed_input());
+        match io.poll_read(cx, &mut scratch[..len]) {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                let taken = input.receive(now, &scratch[..n]);
+                debug_assert_eq!(taken, n, "an idle connection has room for one read");
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    } else {
+        let buf = input.receive_buffer(READ_SIZE);
+        if buf.is_empty() {
+            return Poll::Ready(());
+        }
+        match io.poll_read(cx, buf) {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                input.commit_received(now, n);
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    };
+    match result {
+        Poll::Ready(Ok(0)) => input.handle_eof(),
+        Poll::Ready(Ok(_)) => {}
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+        Poll::Ready(Err(e)) => {
+            *io_error = Some(e.kind());
+            input.handle_transport_error();
+        }
+        Poll::Pending => return Poll::Pending,
+    }
+    Poll::Ready(())
 }
 
 // ----- Transmitting, for a whole connection or a send half ------------------
@@ -611,21 +697,7 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let now = self.now();
-        let buf = self.rx.receive_buffer(READ_SIZE);
-        if buf.is_empty() {
-            return Poll::Ready(());
-        }
-        match self.io.poll_read(cx, buf) {
-            Poll::Ready(Ok(0)) => self.rx.handle_eof(),
-            Poll::Ready(Ok(n)) => self.rx.commit_received(now, n),
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => {
-                self.io_error = Some(e.kind());
-                self.rx.handle_transport_error();
-            }
-            Poll::Pending => return Poll::Pending,
-        }
-        Poll::Ready(())
+        poll_read_into(&mut self.rx, &mut self.io, cx, now, &mut self.io_error)
     }
 
     /// As [`Driver::poll_event_kind`], for the reading half.

@@ -176,6 +176,28 @@ impl FrameHeader {
     }
 }
 
+/// The extent of a frame whose header may break the rules (a reserved
+/// opcode, a length not minimally encoded): its opcode's four bits, the
+/// header's length and the payload's. `None` until the header is whole.
+/// A connection that failed uses it to skip what the peer still sends while
+/// it waits for the peer's close frame.
+pub(crate) fn frame_extent(buf: &[u8]) -> Option<(u8, usize, u64)> {
+    let [b0, b1, ..] = *buf else { return None };
+    let (len, mut header) = match b1 & 0x7F {
+        126 => (u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])), 4),
+        127 => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(buf.get(2..10)?);
+            (u64::from_be_bytes(raw), 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    if b1 & 0x80 != 0 {
+        header += 4;
+    }
+    (buf.len() >= header).then_some((b0 & 0x0F, header, len))
+}
+
 /// XORs `data` with the masking `key` (RFC 6455 §5.3), where `data` starts
 /// `offset` bytes into the payload. Masking and unmasking are the same
 /// operation, so a payload can be processed in pieces as it arrives.

@@ -38,6 +38,14 @@
 //! runtimes have no cooperative budget, so the `WebSocket` yields to the
 //! executor after every 128 events handed out in one poll.
 //!
+//! # Half-closing
+//! A lingering close half-closes the transport through `poll_close`. smol's
+//! `TcpStream` shuts its write side down there; async-std's only flushes,
+//! so with it the peer sees the end of our bytes when the linger ends (the
+//! peer's close, EOF or the close timeout) rather than at once. Wrap it in
+//! a stream whose `poll_close` calls `shutdown(Shutdown::Write)` if the
+//! peer should see it at once.
+//!
 //! # Dropping
 //! Dropping a `WebSocket` without `close` drops the transport at once: the
 //! peer sees the connection end without a closing handshake (1006).

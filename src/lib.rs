@@ -247,10 +247,10 @@ pub mod blocking;
 mod driver;
 #[cfg(feature = "futures-io")]
 pub mod futures;
-#[cfg(feature = "rustls")]
-pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

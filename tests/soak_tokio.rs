@@ -44,8 +44,6 @@
 #![allow(unsafe_code)]
 #![cfg(feature = "tokio")]
 
-// Only `current` is used here.
-#[allow(dead_code)]
 #[path = "common/counting.rs"]
 mod counting;
 

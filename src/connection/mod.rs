@@ -546,6 +546,14 @@ impl Connection {
         self.shared.closed.as_ref()
     }
 
+    /// Received bytes the connection holds: unprocessed input and the frame
+    /// being received. An adapter whose connection holds none can read into
+    /// a scratch buffer and [`receive`](Self::receive) what came, so a
+    /// connection parked on a read holds no receive buffer.
+    pub fn buffered_input(&self) -> usize {
+        self.recv.end - self.recv.start
+    }
+
     /// Bytes queued for sending and not yet transmitted.
     pub fn buffered_amount(&self) -> usize {
         self.send.buffered()

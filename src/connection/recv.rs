@@ -341,17 +341,18 @@ impl Recv {
                         self.start += take;
                         self.skip = if take as u64 == n { Skip::Header } else { Skip::Payload(n - take as u64) };
                     }
-                    Skip::Header => match FrameHeader::decode(&self.rx[self.start..self.end]) {
-                        Ok(None) => return,
-                        Err(_) => self.skip = Skip::Broken,
-                        Ok(Some((header, len))) => {
+                    // Lenient: a header that broke a rule (a reserved
+                    // opcode, say) still says how long its frame is.
+                    Skip::Header => match crate::frame::frame_extent(&self.rx[self.start..self.end]) {
+                        None => return,
+                        Some((opcode, len, payload)) => {
                             self.start += len;
-                            if header.opcode == OpCode::Close {
+                            if opcode == OpCode::Close.as_u8() {
                                 // The peer answered: nothing more to wait for.
                                 shared.lock().linger_close_seen = true;
                                 self.skip = Skip::Broken;
                             } else {
-                                self.skip = Skip::Payload(header.payload_len);
+                                self.skip = Skip::Payload(payload);
                             }
                         }
                     },
@@ -367,7 +368,8 @@ impl Recv {
             None => match FrameHeader::decode(&self.rx[self.start..self.end]) {
                 Ok(None) => return Step::NeedMore,
                 Err(e) => {
-                    self.skip = Skip::Broken;
+                    // The lenient parse in `discard` skips this very frame.
+                    self.skip = Skip::Header;
                     self.fail(shared, e.into());
                     return Step::Continue;
                 }

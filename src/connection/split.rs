@@ -224,6 +224,11 @@ impl RecvHalf {
         }
     }
 
+    /// See [`Connection::buffered_input`].
+    pub fn buffered_input(&self) -> usize {
+        self.recv.end - self.recv.start
+    }
+
     /// See [`Connection::wants_read`].
     pub fn wants_read(&self) -> bool {
         !self.is_finished() && self.room() > 0

@@ -61,7 +61,8 @@ tests!(AsyncStd =>
     // async-std's `TcpStream::poll_close` only flushes (async-io's
     // `Async::poll_close`), so the adapter's half-close is no half-close:
     // the peer sees no end of stream until the close timeout passes.
-    #[ignore = "wscore::futures cannot half-close an async-std TcpStream: poll_close only flushes"]
+    #[ignore = "async-std's TcpStream cannot half-close through futures-io (poll_close only flushes); \
+                documented in wscore::futures"]
     closing::failure_half_closes_at_once,
 );
 async_tests!(AsyncStd);

@@ -40,7 +40,16 @@ impl Adapter for Blocking {
     type Ws = WebSocket<TcpStream>;
 
     async fn connect(addr: SocketAddr, config: Config) -> Res<Self::Ws> {
-        let (ws, _response) = blocking::connect_with(&format!("ws://{addr}/"), config)?;
+        // Over a plain TcpStream (`connect` would wrap it for wss://), so
+        // both ends of a test have the same type.
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let handshake = wscore::ClientHandshake::new(&format!("ws://{addr}/")).map_err(wscore::Error::from)?;
+        let (mut ws, _response) = blocking::client(stream, handshake, config)?;
+        // What `connect` sets up for its TcpStream: read timeouts for the
+        // timers, a half-close for lingering.
+        ws.set_timeout_hook(Some(TcpStream::set_read_timeout));
+        ws.set_shutdown_hook(Some(|s: &TcpStream| s.shutdown(std::net::Shutdown::Write)));
         Ok(ws)
     }
 

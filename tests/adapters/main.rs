@@ -24,8 +24,6 @@
 // code so that only a test crate that measures memory can allow it.
 #![allow(unsafe_code)]
 
-// Only `current` is used here.
-#[allow(dead_code)]
 #[path = "../common/counting.rs"]
 mod counting;
 
@@ -81,8 +79,6 @@ macro_rules! common_tests {
             closing::server_closes_with_code_and_reason,
             closing::protocol_violations_close_with_the_right_code,
             closing::lingering_ends_at_the_close_answer_after_a_payload_violation,
-            #[ignore = "wscore bug: after a header-level violation (reserved opcode, non-minimal length) lingering \
-                        treats the stream as unparseable and ignores the peer's close answer"]
             closing::lingering_ends_at_the_close_answer_after_a_header_violation,
             backpressure::send_waits_at_the_high_water_mark,
         );
@@ -104,8 +100,6 @@ macro_rules! async_tests {
             split::split_close_through_the_writer,
             split::split_halves_work_at_once_then_reunite,
             split::stream_and_sink_of_owned_messages,
-            #[ignore = "wscore gap: the async driver reserves a 16 KiB receive buffer (driver::READ_SIZE) for every \
-                        pending read, so each connection idling in recv holds it (target: 2 KiB per idle connection)"]
             memory::pending_recv_holds_no_read_buffer,
         );
     };

@@ -36,7 +36,12 @@ impl Adapter for Tokio {
     type Ws = wscore::tokio::WebSocket<TcpStream>;
 
     async fn connect(addr: SocketAddr, config: Config) -> Res<Self::Ws> {
-        let (ws, _response) = wscore::tokio::connect_with(&format!("ws://{addr}/"), config).await?;
+        // Over a plain TcpStream (`connect` would wrap it for wss://), so
+        // both ends of a test have the same type.
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let handshake = wscore::ClientHandshake::new(&format!("ws://{addr}/")).map_err(wscore::Error::from)?;
+        let (ws, _response) = wscore::tokio::client(stream, handshake, config).await?;
         Ok(ws)
     }
 
