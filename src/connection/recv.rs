@@ -240,6 +240,19 @@ impl Recv {
         }
     }
 
+    /// A frame of `len` bytes (header included) is to be held whole from
+    /// `start` and does not fit where it starts: move what arrived of it to
+    /// the front now, while that is only its first bytes, rather than
+    /// nearly all of it when a later read runs out of room. (No room is
+    /// reserved ahead: a length field alone must not make us allocate.)
+    fn room_for_frame(&mut self, len: usize) {
+        if self.stash.is_none() && self.start > 0 && self.rx.capacity() < self.start + len {
+            self.rx.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
     /// Records that `n` bytes were written at the end of the buffer (capped
     /// at what [`Self::receive_buffer`] offered).
     pub(crate) fn commit(&mut self, n: usize) -> usize {
@@ -374,7 +387,12 @@ impl Recv {
                     return Step::Continue;
                 }
                 Ok(Some((header, header_len))) => match self.start_frame(config, header, header_len) {
-                    Ok(frame) => frame,
+                    Ok(frame) => {
+                        if frame.buffered {
+                            self.room_for_frame(header_len + header.payload_len as usize);
+                        }
+                        frame
+                    }
                     Err(e) => {
                         self.start += header_len;
                         self.skip = Skip::Payload(header.payload_len);
