@@ -73,6 +73,14 @@
 //!   write, never when finished; a clean client keeps reading until EOF (or
 //!   its close timeout); a side with a transport error transmits nothing.
 //!
+//! Changed with the reshaped connection: automatic pongs are neither held
+//! back under backpressure nor counted in `buffered_amount` while owed, so
+//! the old bounds that included held-back pongs gave way to "owed, not
+//! queued" and "pongs answer pings"; `Close` is no longer followed at once
+//! by `Closed` (that waits for our close to be handed out); a failed
+//! connection lingers and keeps taking input; sends after a failure return
+//! the failure, not `Closing`; `receive` may take only part of its input.
+//!
 //! Five checks are relaxed unless `WSCORE_FUZZ_STRICT=1`, because the
 //! library does not meet them yet (see the README; `known/connection_ops/`
 //! has an input for each): an oversized ping or pong after a failure
