@@ -38,7 +38,7 @@
 //!   goes on (more input, sends that share them, timers);
 //! * unprocessed input is bounded: `receive` takes at most what it is
 //!   offered; the bytes a connection holds stay ≤ `max_unprocessed_input`
-//!   + the frame being read, however much is offered while an event waits
+//!   plus the frame being read, however much is offered while an event waits
 //!   (peeked or not polled); the bytes taken since the last poll or peek
 //!   that could read frames stay ≤ `max_unprocessed_input` (whole or split,
 //!   unless it only discards input); an offer that takes nothing means
@@ -72,6 +72,14 @@
 //! * `wants_shutdown` only once `Closed` was reported and nothing is left to
 //!   write, never when finished; a clean client keeps reading until EOF (or
 //!   its close timeout); a side with a transport error transmits nothing.
+//!
+//! Changed with the reshaped connection: automatic pongs are neither held
+//! back under backpressure nor counted in `buffered_amount` while owed, so
+//! the old bounds that included held-back pongs gave way to "owed, not
+//! queued" and "pongs answer pings"; `Close` is no longer followed at once
+//! by `Closed` (that waits for our close to be handed out); a failed
+//! connection lingers and keeps taking input; sends after a failure return
+//! the failure, not `Closing`; `receive` may take only part of its input.
 //!
 //! Five checks are relaxed unless `WSCORE_FUZZ_STRICT=1`, because the
 //! library does not meet them yet (see the README; `known/connection_ops/`
@@ -361,6 +369,8 @@ impl DeflateOpts {
 }
 
 /// One side's connection: whole, or split into the halves two tasks drive.
+// Two per input, moved only to split or reunite: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Ends {
     Whole(Connection),
