@@ -86,15 +86,20 @@ pub struct Config {
     /// Receive and send buffers keep up to this much capacity when they
     /// have been drained, so small request/response traffic does not
     /// allocate per message. The handshake's buffers are always freed.
-    /// Default 4096: a connection that goes idle holds at most that per
-    /// direction, and nothing if it never exchanged a message.
+    /// Default 4096. With a [`buffer_release_delay`](Self::buffer_release_delay)
+    /// (the default) even these are freed once the connection goes quiet,
+    /// so an idle connection holds no buffer.
     pub retained_buffer_capacity: usize,
-    /// Drained buffers larger than `retained_buffer_capacity` are kept for
-    /// reuse while messages flow and freed once this long passes without
-    /// traffic, through [`Connection::handle_timeout`](crate::Connection::handle_timeout)
-    /// (the deadline is part of `poll_timeout`). `None` frees them as soon
-    /// as they drain, trading an allocation per large read or batch for
-    /// never holding them. Default 1 s.
+    /// How long a connection must go without draining a buffer before
+    /// [`Connection::handle_timeout`](crate::Connection::handle_timeout)
+    /// frees its drained buffers, whatever their size, and idle
+    /// compression state (the deadline is part of `poll_timeout`). While
+    /// messages flow, drained buffers of any size are kept for reuse, and
+    /// the timer fires at most once per delay. `None` frees buffers larger
+    /// than `retained_buffer_capacity` as soon as they drain and keeps the
+    /// smaller ones for good: no timer, an allocation per large read or
+    /// batch. Default 1 s: an idle connection is back to its bare size
+    /// within two seconds.
     pub buffer_release_delay: Option<Duration>,
     /// permessage-deflate (RFC 7692): `Some` to offer it (client) or accept
     /// it when offered (server). Default `None`: compression costs CPU and,

@@ -1975,3 +1975,40 @@ fn a_bomb_in_streaming_mode_arrives_in_bounded_chunks() {
     assert_eq!(total, 1 + 258 * matches);
     assert!(chunks >= 256, "{chunks}");
 }
+
+#[test]
+fn takeover_carries_on_after_the_idle_release() {
+    // A quiet spell frees the compressor (the next message starts from a
+    // fresh context) and parks the inflater's history: messages before and
+    // after must still arrive intact, both ways, and a sender that keeps
+    // its context across the spell must still be understood.
+    let mut pair = default_pair();
+    let mut keeper = deflate_pair_with(
+        with(Some(DeflateConfig::default())),
+        config(|c| {
+            c.deflate = Some(DeflateConfig::default());
+            c.buffer_release_delay = None;
+        }),
+    );
+    for round in 0..3u64 {
+        for from in [Side::Client, Side::Server] {
+            for seed in 0..3 {
+                let text = compressible_text(3000 + 500 * seed as usize, round * 10 + seed);
+                round_trip(&mut pair, from, MessageKind::Text, text.as_bytes(), true);
+                round_trip(&mut keeper, from, MessageKind::Text, text.as_bytes(), true);
+            }
+        }
+        pair.advance_time(Duration::from_secs(3));
+        keeper.advance_time(Duration::from_secs(3));
+    }
+    // After the spell, a repeated message is small only where the sender
+    // kept its context: the server without a release delay.
+    let text = compressible_text(4000, 99);
+    round_trip(&mut keeper, Side::Server, MessageKind::Text, text.as_bytes(), true);
+    keeper.advance_time(Duration::from_secs(3));
+    let kept = round_trip(&mut keeper, Side::Server, MessageKind::Text, text.as_bytes(), true);
+    round_trip(&mut pair, Side::Server, MessageKind::Text, text.as_bytes(), true);
+    pair.advance_time(Duration::from_secs(3));
+    let fresh = round_trip(&mut pair, Side::Server, MessageKind::Text, text.as_bytes(), true);
+    assert!(kept.payload.len() * 2 < fresh.payload.len(), "{} vs {}", kept.payload.len(), fresh.payload.len());
+}

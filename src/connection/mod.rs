@@ -315,11 +315,11 @@ impl Connection {
     /// early is harmless).
     pub fn handle_timeout(&mut self, now: Duration) {
         self.shared.tick(now);
-        if self.recv.release_at.is_some_and(|t| now >= t) {
-            self.recv.release_idle(&self.config);
+        if self.recv.release.due(now) {
+            self.recv.release_idle(&self.config, now);
         }
-        if self.send.release_at.is_some_and(|t| now >= t) {
-            self.send.release_idle(&self.config);
+        if self.send.release.due(now) {
+            self.send.release_idle(&self.config, now);
         }
         if self.handshake.is_some() {
             if self.shared.timers.handshake.is_some_and(|d| now >= d) {
@@ -492,9 +492,14 @@ impl Connection {
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout)
     /// has work to do, on the caller's clock; `None` if no timer runs.
+    /// Once the connection has closed, the buffers wait for it to be
+    /// dropped: no timer runs to free them.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let protocol = self.shared.poll_timeout(self.config.ping_interval, self.config.idle_timeout);
-        min_opt(protocol, min_opt(self.recv.release_at, self.send.release_at))
+        if self.shared.closed.is_some() {
+            return protocol;
+        }
+        min_opt(protocol, min_opt(self.recv.release.at, self.send.release.at))
     }
 
     // ----- Getters --------------------------------------------------------

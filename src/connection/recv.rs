@@ -10,7 +10,7 @@
 use alloc::boxed::Box;
 use core::time::Duration;
 
-use super::buf::Buf;
+use super::buf::{Buf, Release};
 use super::event::{Chunk, Event};
 use super::shared::{Access, Shared};
 use crate::config::Config;
@@ -139,8 +139,8 @@ pub(crate) struct Recv {
     pub(crate) bytes_received: u64,
     pub(crate) frames_received: u64,
     pub(crate) messages_received: u64,
-    /// When to free drained large buffers if nothing happens before.
-    pub(crate) release_at: Option<Duration>,
+    /// When drained buffers are freed.
+    pub(crate) release: Release,
     /// The room `receive_buffer` last offered: what `commit` may take.
     offered: usize,
 }
@@ -163,7 +163,7 @@ impl Recv {
             bytes_received: 0,
             frames_received: 0,
             messages_received: 0,
-            release_at: None,
+            release: Release::default(),
             offered: 0,
         }
     }
@@ -788,20 +788,10 @@ impl Recv {
 
     // ----- Buffers ----------------------------------------------------------
 
-    /// Whether a drained buffer of `capacity` bytes goes now. Small ones
-    /// stay; large ones stay while the connection is busy and are freed by
-    /// `handle_timeout` after `buffer_release_delay` without traffic.
+    /// Whether a drained buffer of `capacity` bytes goes now rather than
+    /// stay for reuse (see [`Release`]).
     fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, shared: &mut A) -> bool {
-        if capacity <= config.retained_buffer_capacity {
-            return false;
-        }
-        match config.buffer_release_delay {
-            None => true,
-            Some(delay) => {
-                self.release_at = Some(shared.lock().timers.clock.saturating_add(delay));
-                false
-            }
-        }
+        self.release.drained(config, capacity, || shared.lock().timers.clock)
     }
 
     /// Frees the receive buffer once it holds nothing, unless it is small
@@ -816,27 +806,24 @@ impl Recv {
         }
     }
 
-    /// Frees the drained buffers larger than
-    /// [`Config::retained_buffer_capacity`]: called once the connection has
-    /// been quiet for [`Config::buffer_release_delay`]. A buffer an
+    /// The release deadline passed at `now`: once the receive side has been
+    /// quiet for a whole [`Config::buffer_release_delay`], frees its drained
+    /// buffers, whatever their size, and the inflate state between messages
+    /// (with context takeover, all but the 32 KiB of history). A buffer an
     /// unreturned (peeked) event points into is never freed.
-    pub(crate) fn release_idle(&mut self, config: &Config) {
-        self.release_at = None;
-        if self.stash.is_some() {
+    pub(crate) fn release_idle(&mut self, config: &Config, now: Duration) {
+        if !self.release.quiet(config, now) || self.stash.is_some() {
             return;
         }
-        let keep = config.retained_buffer_capacity;
-        if self.start == self.end && self.rx.capacity() > keep {
+        if self.start == self.end {
             (self.start, self.end) = (0, 0);
             self.rx = Buf::new();
         }
-        if self.message.is_none() && self.msg.capacity() > keep {
+        if self.message.is_none() {
             self.msg = Buf::new();
-        }
-        if self.message.is_none()
-            && let Some(inflater) = self.inflater.as_deref_mut()
-        {
-            inflater.release();
+            if let Some(inflater) = self.inflater.as_deref_mut() {
+                inflater.release_idle();
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::buf::Release;
 use super::shared::Access;
 use crate::close::CloseCode;
 use crate::config::Config;
@@ -318,13 +319,20 @@ pub(crate) struct Send {
     sending: Option<Sending>,
     pub(crate) compressor: Option<Box<Compressor>>,
     pub(crate) bytes_transmitted: u64,
-    /// When to free drained large buffers if nothing happens before.
-    pub(crate) release_at: Option<Duration>,
+    /// When drained buffers are freed.
+    pub(crate) release: Release,
 }
 
 impl Send {
     pub(crate) fn new(mask: Option<Box<MaskRng>>) -> Self {
-        Self { out: Output::default(), mask, sending: None, compressor: None, bytes_transmitted: 0, release_at: None }
+        Self {
+            out: Output::default(),
+            mask,
+            sending: None,
+            compressor: None,
+            bytes_transmitted: 0,
+            release: Release::default(),
+        }
     }
 
     fn key(&mut self) -> Option<[u8; 4]> {
@@ -646,31 +654,28 @@ impl Send {
         }
     }
 
-    /// Whether a drained buffer of `capacity` bytes goes now (see
-    /// [`Config::buffer_release_delay`]).
+    /// Whether a drained buffer of `capacity` bytes goes now rather than
+    /// stay for reuse (see [`Release`]).
     fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, shared: &mut A) -> bool {
-        if capacity <= config.retained_buffer_capacity {
-            return false;
-        }
-        match config.buffer_release_delay {
-            None => true,
-            Some(delay) => {
-                self.release_at = Some(shared.lock().timers.clock.saturating_add(delay));
-                false
-            }
-        }
+        self.release.drained(config, capacity, || shared.lock().timers.clock)
     }
 
-    /// Frees drained buffers and idle codec state after a quiet spell.
-    pub(crate) fn release_idle(&mut self, config: &Config) {
-        self.release_at = None;
-        if self.out.is_empty() && self.out.buf.capacity() > config.retained_buffer_capacity {
+    /// The release deadline passed at `now`: once the send side has been
+    /// quiet for a whole [`Config::buffer_release_delay`], frees its drained
+    /// buffers, whatever their size, and the deflate state between messages
+    /// (with context takeover too: the next message then starts from a
+    /// fresh context).
+    pub(crate) fn release_idle(&mut self, config: &Config, now: Duration) {
+        if !self.release.quiet(config, now) {
+            return;
+        }
+        if self.out.is_empty() {
             self.out.drained(true);
         }
         if self.sending.is_none()
             && let Some(compressor) = self.compressor.as_deref_mut()
         {
-            compressor.release();
+            compressor.release_idle();
         }
     }
 }

@@ -253,16 +253,20 @@ impl RecvHalf {
     /// Runs the timers due at `now` (see [`Connection::handle_timeout`]);
     /// either half may run the protocol timers.
     pub fn handle_timeout(&mut self, now: Duration) {
-        if self.recv.release_at.is_some_and(|t| now >= t) {
-            self.recv.release_idle(&self.config);
+        if self.recv.release.due(now) {
+            self.recv.release_idle(&self.config, now);
         }
         self.cell().handle_timeout(now, self.config.ping_interval, self.config.idle_timeout);
     }
 
     /// See [`Connection::poll_timeout`].
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let protocol = self.cell().poll_timeout(self.config.ping_interval, self.config.idle_timeout);
-        min_opt(protocol, self.recv.release_at)
+        let s = self.cell();
+        let protocol = s.poll_timeout(self.config.ping_interval, self.config.idle_timeout);
+        if s.closed.is_some() {
+            return protocol;
+        }
+        min_opt(protocol, self.recv.release.at)
     }
 
     /// See [`Connection::poll_event`].
@@ -459,16 +463,20 @@ impl SendHalf {
 
     /// Runs the timers due at `now` (see [`Connection::handle_timeout`]).
     pub fn handle_timeout(&mut self, now: Duration) {
-        if self.send.release_at.is_some_and(|t| now >= t) {
-            self.send.release_idle(&self.config);
+        if self.send.release.due(now) {
+            self.send.release_idle(&self.config, now);
         }
         self.cell().handle_timeout(now, self.config.ping_interval, self.config.idle_timeout);
     }
 
     /// See [`Connection::poll_timeout`].
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let protocol = self.cell().poll_timeout(self.config.ping_interval, self.config.idle_timeout);
-        min_opt(protocol, self.send.release_at)
+        let s = self.cell();
+        let protocol = s.poll_timeout(self.config.ping_interval, self.config.idle_timeout);
+        if s.closed.is_some() {
+            return protocol;
+        }
+        min_opt(protocol, self.send.release.at)
     }
 
     /// Whether there is something to transmit, owed control frames included

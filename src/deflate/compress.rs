@@ -163,6 +163,19 @@ impl Compressor {
             self.state = None;
         }
     }
+
+    /// Frees the state between messages even if it holds history, for a
+    /// connection gone quiet: context takeover lets us refer back to
+    /// earlier messages but does not oblige us to. The next message starts
+    /// from a fresh context, which the peer inflates like any other (every
+    /// message ends at a block boundary, and its window still holds what we
+    /// sent, which we no longer use). Only that message's ratio suffers.
+    pub(crate) fn release_idle(&mut self) {
+        if !self.in_message {
+            self.state = None;
+            self.context = false;
+        }
+    }
 }
 
 /// Compresses `data` as one whole message with a fresh context into `out`

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::{TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF};
-use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
+use miniz_oxide::inflate::core::{BlockBoundaryState, DecompressorOxide, decompress};
 
 use super::{DeflateConfig, DeflateParams, direction};
 use crate::role::Role;
@@ -37,8 +37,19 @@ pub(crate) struct Inflated {
 pub(crate) struct Decompressor {
     no_context_takeover: bool,
     inflater: Option<Box<Inflater>>,
+    /// With context takeover, what an idle connection keeps of its inflater
+    /// (see [`release_idle`](Self::release_idle)).
+    parked: Option<Box<Parked>>,
     /// A message has begun and not ended: its context must stay.
     in_message: bool,
+}
+
+/// The context of a takeover stream between messages, without the
+/// inflater's tables and room: where the bit stream stands (a block
+/// boundary) and the last 32 KiB of output.
+struct Parked {
+    state: BlockBoundaryState,
+    history: Box<[u8]>,
 }
 
 impl core::fmt::Debug for Decompressor {
@@ -46,6 +57,7 @@ impl core::fmt::Debug for Decompressor {
         f.debug_struct("Decompressor")
             .field("no_context_takeover", &self.no_context_takeover)
             .field("allocated", &self.inflater.is_some())
+            .field("parked", &self.parked.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -60,14 +72,19 @@ impl Decompressor {
             Role::Client => Role::Server,
         };
         let (_, no_context_takeover) = direction(&params, peer);
-        Self { no_context_takeover, inflater: None, in_message: false }
+        Self { no_context_takeover, inflater: None, parked: None, in_message: false }
     }
 
     /// Inflates as much of `input` into `output` as fits. `Err` means the
     /// data is not a valid deflate stream.
     pub(crate) fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<Inflated, ()> {
         self.in_message = true;
-        self.inflater.get_or_insert_with(Inflater::new).inflate(input, output)
+        let parked = &mut self.parked;
+        let inflater = self.inflater.get_or_insert_with(|| match parked.take() {
+            Some(parked) => Inflater::resume(&parked),
+            None => Inflater::new(),
+        });
+        inflater.inflate(input, output)
     }
 
     /// Whether the inflater stopped between two deflate blocks, as it must
@@ -91,7 +108,8 @@ impl Decompressor {
 
     /// Heap bytes held by the inflater (0 when it is not allocated).
     pub(crate) fn memory(&self) -> usize {
-        self.inflater.as_ref().map_or(0, |i| size_of::<Inflater>() + i.buf.capacity())
+        let parked = self.parked.as_ref().map_or(0, |p| size_of::<Parked>() + p.history.len());
+        parked + self.inflater.as_ref().map_or(0, |i| size_of::<Inflater>() + i.buf.capacity())
     }
 
     /// Heap bytes [`release`](Self::release) would free now: the inflater,
@@ -107,6 +125,29 @@ impl Decompressor {
     pub(crate) fn release(&mut self) {
         if self.releasable() > 0 {
             self.inflater = None;
+        }
+    }
+
+    /// For a connection gone quiet: frees the inflater between messages,
+    /// keeping with context takeover only what the next message may refer
+    /// to (the last 32 KiB of output and the bit position), about half of
+    /// what the inflater holds. The next message rebuilds it from that.
+    pub(crate) fn release_idle(&mut self) {
+        if self.in_message {
+            return;
+        }
+        let Some(inflater) = self.inflater.take() else { return };
+        if inflater.pos == 0 {
+            return;
+        }
+        match inflater.decomp.block_boundary_state() {
+            Some(state) => {
+                let history = inflater.buf[inflater.pos.saturating_sub(HISTORY)..inflater.pos].into();
+                self.parked = Some(Box::new(Parked { state, history }));
+            }
+            // Not between blocks (the connection failed mid-stream): keep
+            // it as it is.
+            None => self.inflater = Some(inflater),
         }
     }
 }
@@ -126,6 +167,16 @@ struct Inflater {
 impl Inflater {
     fn new() -> Box<Self> {
         Box::new(Self { decomp: DecompressorOxide::new(), buf: Vec::new(), pos: 0, taken: 0, ended: false })
+    }
+
+    /// An inflater that carries on a parked stream: the history back in
+    /// front of the output and the decoder at the same block boundary.
+    fn resume(parked: &Parked) -> Box<Self> {
+        let mut buf = alloc::vec![0; HISTORY + ROOM];
+        let pos = parked.history.len();
+        buf[..pos].copy_from_slice(&parked.history);
+        let decomp = DecompressorOxide::from_block_boundary_state(&parked.state);
+        Box::new(Self { decomp, buf, pos, taken: pos, ended: false })
     }
 
     /// Starts a new stream, keeping the buffers. The old output left in

@@ -30,16 +30,18 @@
 //!
 //! Memory: the compressor state is about 312 KiB and the decompressor
 //! about 58 KiB (10 KiB of tables, 48 KiB of history and room). Each is
-//! allocated when its direction first carries a compressed message. With
-//! context takeover the state is the context and is kept for the life of
-//! the connection. Without it (or, for the compressor, with a window below
-//! 15 bits, whose full flushes leave no context) the state is reset between
-//! messages and kept while messages flow, and the connection frees it
-//! with its other large buffers once it has been quiet for
+//! allocated when its direction first carries a compressed message and
+//! kept while messages flow: without context takeover it is reset in place
+//! between messages, with it the state is the context. Once the connection
+//! has been quiet for
 //! [`Config::buffer_release_delay`](crate::Config::buffer_release_delay)
-//! (at once when that is `None`), so an idle connection that negotiated
-//! `server_no_context_takeover` and `client_no_context_takeover` holds no
-//! deflate memory.
+//! the compressor is freed either way (takeover permits referring back to
+//! earlier messages but does not require it: the next message starts from
+//! a fresh context and only its ratio suffers), and the decompressor is
+//! freed without takeover or shrunk to its 32 KiB of history with it. So an
+//! idle connection holds no deflate memory without context takeover and at
+//! most 32 KiB with it. With no delay (`None`) state that holds no context
+//! is freed after each message.
 
 mod compress;
 mod inflate;

@@ -223,6 +223,40 @@ fn takeover_state_is_the_context_and_stays() {
 }
 
 #[test]
+fn idle_takeover_state_shrinks_to_the_history_and_carries_on() {
+    let (mut c, mut d) = pair(false, 15, 1);
+    let (mut keeper, mut d2) = pair(false, 15, 1);
+    let message = text(40_000, 8);
+    let payload = compress(&mut c, &message, &[]);
+    assert_eq!(inflate(&mut d, &payload, 4096), Ok(message.clone()));
+    assert_eq!(inflate(&mut d2, &compress(&mut keeper, &message, &[]), 4096), Ok(message.clone()));
+    let full = d.memory();
+    // Quiet: the compressor lets its context go, the inflater keeps only
+    // the last 32 KiB of output.
+    c.release_idle();
+    d.release_idle();
+    d2.release_idle();
+    assert_eq!(c.memory(), 0);
+    assert!((32 * 1024..33 * 1024).contains(&d.memory()), "{} from {full}", d.memory());
+    // A fresh context is still a valid continuation of the stream...
+    let fresh = compress(&mut c, &message, &[]);
+    assert_eq!(inflate(&mut d, &fresh, 4096), Ok(message.clone()));
+    // ...and a peer that kept its context refers back into the history the
+    // parked inflater restored.
+    let referring = compress(&mut keeper, &message[10_000..], &[]);
+    let mut alone = referring.clone();
+    alone.extend_from_slice(&TAIL);
+    alone.extend_from_slice(&[0x03, 0x00]);
+    assert!(decompress_to_vec(&alone).is_err(), "the message refers back to the previous one");
+    assert_eq!(inflate(&mut d2, &referring, 1000), Ok(message[10_000..].to_vec()));
+    // Mid-message, nothing is let go.
+    let mut out = Vec::new();
+    keeper.compress_into(&message[..100], false, &mut out);
+    keeper.release_idle();
+    assert!(keeper.memory() > 0);
+}
+
+#[test]
 fn a_stream_ended_by_a_final_block_starts_afresh() {
     // A peer with takeover that ends its stream: the rest of the message is
     // ignored and the next message is a new stream.
