@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora under fuzz/corpus/<target>/, and the inputs that
-show known library deviations under fuzz/known/<target>/.
+"""Writes the seed corpora under fuzz/corpus/<target>/, and under
+fuzz/regressions/<target>/ the inputs that showed library deviations since
+fixed.
 
 The seeds are committed; run this only to change them:
 
@@ -453,9 +454,9 @@ def ops_seeds():
     }
 
 
-def known_ops():
-    """Inputs that fail `connection_ops` only with WSCORE_FUZZ_STRICT=1: each
-    shows a way the library does not meet an invariant yet (see README)."""
+def fixed_ops():
+    """Inputs that each showed a way the library broke an invariant of
+    `connection_ops`, all since fixed (see README)."""
     unmasked_to_server = blob(bytes([0x81, 0x02, 0x68, 0x69]))
     return {
         "ping-too-long-after-failure": ops_input([
@@ -520,5 +521,5 @@ if __name__ == "__main__":
     write("server_handshake", server_seeds())
     write("client_handshake", client_seeds())
     write("connection_ops", ops_seeds())
-    write("connection_ops", known_ops(), folder="known", prefix="known-")
+    write("connection_ops", fixed_ops(), folder="regressions", prefix="fixed-")
     write_dict("connection_ops", ops_dict())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every cargo-fuzz target and runs each for SECONDS (default 20) on a
-# temporary copy of its committed corpus (plus fuzz/regressions/<target>/ and
-# fuzz/known/<target>/, inputs that must pass unless WSCORE_FUZZ_STRICT=1),
+# temporary copy of its committed corpus (plus fuzz/regressions/<target>/,
+# inputs that once found a defect),
 # with fuzz/dict/<target>.dict if there is one,
 # so nothing is written into the repository except fuzz/target (build output)
 # and, on a crash, fuzz/artifacts/<target>/ (both ignored by git).
@@ -44,7 +44,6 @@ for target in $(cargo fuzz list); do
     mkdir -p "$corpus" "artifacts/$target"
     if [ -d "corpus/$target" ]; then cp -R "corpus/$target/." "$corpus/"; fi
     if [ -d "regressions/$target" ]; then cp -R "regressions/$target/." "$corpus/"; fi
-    if [ -d "known/$target" ]; then cp -R "known/$target/." "$corpus/"; fi
     echo "fuzz: running $target for ${SECS}s on $(find "$corpus" -type f | wc -l) inputs"
     log="$WORK/$target.log"
     # A dictionary of the input's building blocks, where the target has one.

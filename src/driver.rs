@@ -802,6 +802,40 @@ use core::future::poll_fn;
 /// What a stream of owned messages yields next.
 pub(crate) type Next = Option<Result<OwnedMessage, Error>>;
 
+/// Runs the server handshake on `driver` and hands it to `wrap`. The
+/// adapters build the driver before creating this future, and the future
+/// uses it in place, so a pending handshake holds one driver, not also the
+/// arguments it was built from (a connection task is as large as its
+/// largest state, often this one). Not an `async fn`: those move their
+/// arguments into locals, which would hold the driver twice.
+#[allow(clippy::manual_async_fn)] // see above: an async fn would hold the driver twice
+pub(crate) fn accepted<T: Read + Write, C: Timer, F, W>(
+    mut driver: Result<Driver<T, C>, crate::Error>,
+    decide: F,
+    wrap: impl FnOnce(Driver<T, C>) -> W,
+) -> impl Future<Output = Result<W, Error>>
+where
+    F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
+{
+    async move {
+        driver.as_mut().map_err(|e| Error::WebSocket(*e))?.handshake_server(decide).await?;
+        Ok(wrap(driver?))
+    }
+}
+
+/// The client's counterpart of [`accepted`]: sends the request on
+/// `driver`, waits for the answer, and hands the driver to `wrap`.
+#[allow(clippy::manual_async_fn)] // see `accepted`
+pub(crate) fn connected<T: Read + Write, C: Timer, W>(
+    mut driver: Result<Driver<T, C>, crate::Error>,
+    wrap: impl FnOnce(Driver<T, C>) -> W,
+) -> impl Future<Output = Result<(W, Response), Error>> {
+    async move {
+        let response = driver.as_mut().map_err(|e| Error::WebSocket(*e))?.handshake_client().await?;
+        Ok((wrap(driver?), response))
+    }
+}
+
 impl<T: Read + Write, C: Timer> Driver<T, C> {
     /// Server: reads the upgrade request and answers it as `decide` says.
     pub(crate) async fn handshake_server<F>(&mut self, decide: F) -> Result<(), Error>
@@ -818,13 +852,15 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
             }
         }
         // The decision borrows the request; the connection is mutated to
-        // answer it, so the request is copied once.
-        let request = self.conn.request().cloned().ok_or_else(closed_early)?;
-        let answered = match decide(&request) {
-            Ok(accept) => self.conn.accept(&accept),
-            Err(reject) => self.conn.reject(&reject),
-        };
-        answered?;
+        // answer it, so the request is copied once, and dropped before the
+        // next await so that the future does not hold it.
+        {
+            let request = self.conn.request().cloned().ok_or_else(closed_early)?;
+            match decide(&request) {
+                Ok(accept) => self.conn.accept(&accept),
+                Err(reject) => self.conn.reject(&reject),
+            }?;
+        }
         poll_fn(|cx| self.poll_write_out(cx)).await?;
         if self.conn.closed().is_some() {
             // Rejected: the response went out; linger, then report it.

@@ -216,27 +216,27 @@ async fn connect_secure(
 
 /// Performs the client handshake over a connected `stream` (a TLS stream
 /// for `wss://`, say).
-pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+pub fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     handshake: ClientHandshake,
     config: Config,
-) -> Result<(WebSocket<S>, Response), Error> {
-    client_from(stream, handshake, config, Instant::now(), Clock::default()).await
+) -> impl Future<Output = Result<(WebSocket<S>, Response), Error>> {
+    client_from(stream, handshake, config, Instant::now(), Clock::default())
 }
 
 /// [`client`], its connection's time zero at `epoch` (so that the
-/// handshake timeout can count a TLS handshake too).
-async fn client_from<S: AsyncRead + AsyncWrite + Unpin>(
+/// handshake timeout can count a TLS handshake too). The connection is
+/// built now, so the future holds it once.
+fn client_from<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     handshake: ClientHandshake,
     config: Config,
     epoch: Instant,
     clock: Clock,
-) -> Result<(WebSocket<S>, Response), Error> {
-    let conn = Connection::client(handshake, config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
-    let response = inner.handshake_client().await?;
-    Ok((WebSocket { inner, reported: false }, response))
+) -> impl Future<Output = Result<(WebSocket<S>, Response), Error>> {
+    let driver =
+        Connection::client(handshake, config, Duration::ZERO).map(|conn| Driver::new(conn, Io(stream), clock, epoch));
+    crate::driver::connected(driver, |inner| WebSocket { inner, reported: false })
 }
 
 /// Performs the TLS handshake over a connected `stream` with `tls` as the
@@ -270,38 +270,37 @@ pub async fn client_tls<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Accepts a WebSocket on `stream` with the default configuration and no
 /// subprotocol.
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+pub fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> impl Future<Output = Result<WebSocket<S>, Error>> {
+    accept_with(stream, Config::default(), |_| Ok(Accept::new()))
 }
 
 /// Accepts a WebSocket on `stream`; `decide` sees the request and accepts
 /// it (choosing a subprotocol, adding headers) or rejects it with an HTTP
 /// response. Bad requests are answered with an HTTP error before `decide`
 /// is called; the handshake is bounded by [`Config::handshake_timeout`].
-pub async fn accept_with<S, F>(stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+pub fn accept_with<S, F>(stream: S, config: Config, decide: F) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
 {
-    accept_from(stream, config, decide, Instant::now(), Clock::default()).await
+    accept_from(stream, config, decide, Instant::now(), Clock::default())
 }
 
-/// [`accept_with`], its connection's time zero at `epoch`.
-async fn accept_from<S, F>(
+/// [`accept_with`], its connection's time zero at `epoch`. The connection
+/// is built now, so the future holds it once.
+fn accept_from<S, F>(
     stream: S,
     config: Config,
     decide: F,
     epoch: Instant,
     clock: Clock,
-) -> Result<WebSocket<S>, Error>
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: for<'r> FnOnce(&'r Request) -> Result<Accept<'r>, Reject<'r>>,
 {
-    let conn = Connection::server(config, Duration::ZERO)?;
-    let mut inner = Driver::new(conn, Io(stream), clock, epoch);
-    inner.handshake_server(decide).await?;
-    Ok(WebSocket { inner, reported: false })
+    let driver = Connection::server(config, Duration::ZERO).map(|conn| Driver::new(conn, Io(stream), clock, epoch));
+    crate::driver::accepted(driver, decide, |inner| WebSocket { inner, reported: false })
 }
 
 /// Accepts a WebSocket over TLS on `stream` (a freshly accepted

@@ -94,14 +94,20 @@ fn connection(client: Config, server: Config, messages: usize, side: Side) -> Co
     }
 }
 
-/// `conn` after five quiet seconds, its timers run as they came due: the
-/// release delay (1 s by default) passes and frees the buffers and codec
-/// state kept for reuse.
+/// `conn` after five quiet seconds, its timers run as they came due and
+/// polled after each as an adapter's loop does (peek, poll, transmit, an
+/// empty read): the release delay (1 s by default) passes and frees the
+/// buffers and codec state kept for reuse. Polling an idle connection is
+/// no traffic and must not keep them.
 fn quiet(mut conn: Connection) -> Connection {
     let end = NOW + Duration::from_secs(5);
     let mut rounds = 0;
     while let Some(deadline) = conn.poll_timeout().filter(|&d| d <= end) {
         conn.handle_timeout(deadline);
+        assert!(conn.peek_event().is_none() && conn.poll_event().is_none(), "an event while quiet");
+        assert!(conn.poll_transmit().is_empty(), "output while quiet");
+        conn.advance_transmit(0);
+        let _ = conn.receive(deadline, &[]);
         rounds += 1;
         assert!(rounds < 10, "a timer that keeps firing");
     }
@@ -371,4 +377,55 @@ fn large_buffers_are_released_after_the_idle_delay() {
             }
         }
     }
+}
+
+#[cfg(feature = "bytes")]
+#[test]
+fn owned_echo_holds_nothing_once_quiet() {
+    // What the tokio echo server does: each message taken owned (split off
+    // the receive buffer) and sent back with `send_owned` (shared, not
+    // copied), read in socket-sized pieces. Large messages alone too: split
+    // off whole, they leave the buffer empty from its start, and that must
+    // still count as traffic that schedules the release.
+    for sizes in [&[10usize, 125, 3000, 70_000, 256_000, 300_000, 40][..], &[256_000], &[70_000, 70_000]] {
+        owned_echo_then_quiet(sizes);
+    }
+}
+
+#[cfg(feature = "bytes")]
+fn owned_echo_then_quiet(sizes: &[usize]) {
+    let (held_bytes, _server) = held(|| {
+        let mut pair = Pair::new(Config::default(), Config::default());
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = vec![i as u8; len];
+            pair.client.conn.send_binary(&data).unwrap();
+            let wire = common::take_output(&mut pair.client.conn);
+            for piece in wire.chunks(16 * 1024) {
+                let mut piece = piece;
+                while !piece.is_empty() {
+                    // As the adapters read: straight in while nothing is
+                    // buffered, into the connection's buffer otherwise.
+                    let n = if pair.server.conn.buffered_input() == 0 {
+                        pair.server.conn.receive(NOW, piece)
+                    } else {
+                        let buf = pair.server.conn.receive_buffer(piece.len());
+                        let n = buf.len();
+                        buf.copy_from_slice(&piece[..n]);
+                        pair.server.conn.commit_received(NOW, n);
+                        n
+                    };
+                    piece = &piece[n..];
+                    while let Some(event) = pair.server.conn.poll_owned() {
+                        let wscore::OwnedEvent::Message(message) = event else { panic!("not a message") };
+                        assert_eq!(message.as_bytes(), &data[..]);
+                        pair.server.conn.send_owned(message).unwrap();
+                    }
+                }
+            }
+            let echo = common::take_output(&mut pair.server.conn);
+            assert!(echo.len() > len, "the echo went out");
+        }
+        quiet(pair.server.conn)
+    });
+    assert_eq!(held_bytes, 0, "bytes held by an idle owned-echo server after {sizes:?}");
 }

@@ -70,9 +70,10 @@ const SPARE_FILES: u64 = 256;
 /// Handshakes under way at once, so the listen queue never overflows
 /// (an overflow costs a one-second SYN retry, not a failure).
 const CONNECTING: usize = 256;
-/// Longer than `Config::buffer_release_delay` (1 s), so that idle
-/// connections have dropped their large buffers when measured.
-const SETTLE: Duration = Duration::from_millis(1500);
+/// Longer than twice `Config::buffer_release_delay` (1 s): an idle
+/// connection has freed its buffers and codec state within two delays of
+/// its last message.
+const SETTLE: Duration = Duration::from_millis(2500);
 /// Every wait gives up after this long: the run fails instead of hanging.
 const PHASE_LIMIT: Duration = Duration::from_secs(300);
 
@@ -169,7 +170,9 @@ impl Kind {
     }
 
     /// The phase in which connections of this kind close: the kinds close
-    /// one after the other, so each one's memory can be told apart.
+    /// one after the other, so each one's memory can be told apart, plain
+    /// ones first (what the runtime frees once no connection is left is
+    /// then not counted against them).
     fn close_phase(self) -> u32 {
         match self {
             Self::DeflateTakeover => CLOSE_TAKEOVER,
@@ -178,13 +181,13 @@ impl Kind {
         }
     }
 
-    const ALL: [Self; 3] = [Self::DeflateTakeover, Self::DeflateNoTakeover, Self::Plain];
+    const ALL: [Self; 3] = [Self::Plain, Self::DeflateNoTakeover, Self::DeflateTakeover];
 }
 
 const TRAFFIC: u32 = 1;
-const CLOSE_TAKEOVER: u32 = 2;
+const CLOSE_TAKEOVER: u32 = 4;
 const CLOSE_NO_TAKEOVER: u32 = 3;
-const CLOSE_PLAIN: u32 = 4;
+const CLOSE_PLAIN: u32 = 2;
 
 // ----- Random messages ------------------------------------------------------------------
 
@@ -629,7 +632,9 @@ async fn run_clients(connections: usize, messages: u64, child: &mut Child) {
         println!("MEASURE {side} idle_after_traffic all_kinds heap_per_conn={heap:.0} rss_per_conn={rss:.0}");
         for &(kind, count, before, after) in &per_kind {
             let (freed, _) = get(before).per(get(after), count);
-            let verdict = if kind == Kind::Plain {
+            // The target is for a server's connection; a client task here
+            // also holds the test's own state.
+            let verdict = if kind == Kind::Plain && pick == 1 {
                 if freed <= 2048.0 { " (target <= 2048: met)" } else { " (target <= 2048: over)" }
             } else {
                 ""
@@ -641,15 +646,16 @@ async fn run_clients(connections: usize, messages: u64, child: &mut Child) {
     }
 
     assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
-    // Guards against regressions, well above today's figures (about 20 KiB
-    // plain, 16 KiB of it the buffer of the pending read; 390 KiB with
-    // context takeover), far above the 2 KiB target they are reported
-    // against.
+    // Guards against regressions. Today a server connection idle after
+    // traffic holds what it held after the handshake (about 2.3 KB: the
+    // task, whose largest state is the pending handshake, the `WebSocket`
+    // in it and tokio's registration), with context takeover 32 KiB of
+    // inflate history more. A client task here also holds the test's own
+    // state (about 4 KB in all).
     for &(kind, count, before, after) in &per_kind {
         let bound = match kind {
-            Kind::Plain => 32 << 10,
-            Kind::DeflateNoTakeover => 48 << 10,
-            Kind::DeflateTakeover => 512 << 10,
+            Kind::Plain | Kind::DeflateNoTakeover => 6 << 10,
+            Kind::DeflateTakeover => 40 << 10,
         };
         for (side, freed) in [("server", before.1.per(after.1, count).0), ("client", before.0.per(after.0, count).0)] {
             assert!(freed <= f64::from(bound), "{side}: {freed:.0} heap bytes per idle {kind:?} connection");

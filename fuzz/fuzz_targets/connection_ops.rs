@@ -81,22 +81,17 @@
 //! connection lingers and keeps taking input; sends after a failure return
 //! the failure, not `Closing`; `receive` may take only part of its input.
 //!
-//! Five checks are relaxed unless `WSCORE_FUZZ_STRICT=1`, because the
-//! library does not meet them yet (see the README; `known/connection_ops/`
-//! has an input for each): an oversized ping or pong after a failure
-//! returns `ControlPayloadTooLong`, not the failure; `send_prepared` sends a
-//! message as one frame even past `max_send_frame_size` (prepared messages
-//! are kept within it); after a split connection's receive half reports a
-//! transport error its send half still hands out what it had queued; a
-//! `commit_received` of more than `receive_buffer` offered takes stale
-//! bytes from earlier reads instead of stopping at the offer (only strict
-//! runs over-commit); and `wants_shutdown` (and `is_finished`) may turn true
-//! once `peek_event` found `Closed`, before it was returned.
+//! `regressions/connection_ops/` keeps an input for each of five deviations an
+//! earlier run of this target found, all since fixed in the library: an
+//! oversized ping or pong after a failure returned `ControlPayloadTooLong`
+//! instead of the failure; `send_prepared` sent one frame past
+//! `max_send_frame_size`; a split send half kept transmitting after its
+//! receive half saw the transport fail; `commit_received` past the offer
+//! took stale bytes; and a peeked `Closed` counted as returned.
 #![no_main]
 
 use core::time::Duration;
 use std::collections::VecDeque;
-use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -119,12 +114,6 @@ const MAX_SEND: usize = 20_000;
 const WIRE_FRAME: usize = MAX_FRAME + MAX_FRAME / 64 + 1024;
 /// Owned payloads an adapter keeps at once.
 const KEPT: usize = 16;
-
-/// Whether to enforce the invariants the library is known to break.
-fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("WSCORE_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -694,10 +683,6 @@ struct Peer {
     eof_pending: bool,
     eof: bool,
     dead: bool,
-    /// The transport error came through a split connection's receive half,
-    /// whose send half keeps handing out what it queued (known, see the
-    /// README).
-    read_error_split: bool,
     /// The kind `peek_event` reported and `poll_event` has not returned.
     peeked: Option<EventKind>,
     state: State,
@@ -1011,9 +996,7 @@ impl World {
             assert_eq!(after, 0, "{from:?}: bytes left after transmitting all");
             assert!(!me.ends.wants_write(), "{from:?}: wants to write after transmitting all");
         }
-        if !me.read_error_split || strict() {
-            assert!(!me.dead || taken.is_empty(), "{from:?}: transmitted after a transport error");
-        }
+        assert!(!me.dead || taken.is_empty(), "{from:?}: transmitted after a transport error");
         me.transmitted += taken.len() as u64;
         if let Some(c) = me.ends.whole() {
             assert_eq!(c.stats().bytes_transmitted, me.transmitted, "{from:?}: bytes_transmitted");
@@ -1064,9 +1047,7 @@ impl World {
                 let n = buf.len();
                 assert!(n <= len, "{to:?}: receive_buffer({len}) offered {n} bytes");
                 buf.copy_from_slice(&me.pipe[..n]);
-                // Known: a commit past the offer is not capped at it, so an
-                // adapter's over-report only comes with the strict checks.
-                let overcommit = if strict() { overcommit } else { 0 };
+                // An adapter that over-reports: the commit stops at the offer.
                 me.ends.commit_received(now, n + overcommit);
                 n
             } else {
@@ -1152,12 +1133,7 @@ impl World {
         let failure = me.ends.failure();
         let ok = me.ends.is_writable() && payload.len() <= 125;
         let r = me.ends.send_control(ping, payload);
-        if payload.len() > 125 && !strict() {
-            // Known: the payload is checked before the failure.
-            assert!(r.is_err());
-        } else {
-            self.sent_result(from, failure, r, ok, if ping { "send_ping" } else { "send_pong" });
-        }
+        self.sent_result(from, failure, r, ok, if ping { "send_ping" } else { "send_pong" });
         if failure.is_none() && payload.len() > 125 {
             assert_eq!(r, Err(Error::Usage(UsageError::ControlPayloadTooLong)));
         }
@@ -1310,12 +1286,7 @@ impl World {
                 me.dead = true;
                 me.pipe.clear();
                 me.ends.handle_transport_error(half);
-                if me.ends.whole().is_none() && half == Half::Recv {
-                    me.read_error_split = true;
-                }
-                if !me.read_error_split || strict() {
-                    assert_eq!(me.ends.buffered_amount(), 0, "{side:?}: output kept after a transport error");
-                }
+                assert_eq!(me.ends.buffered_amount(), 0, "{side:?}: output kept after a transport error");
                 assert!(me.ends.closed().is_some(), "{side:?}: open after a transport error");
             }
             Op::Peek { side } => self.peek(side),
@@ -1364,12 +1335,7 @@ impl World {
             }
             Op::SendPrepared { from, text, len, byte, deflate } => {
                 may_queue[from.i()] = true;
-                let mut len = usize::from(len) % (MAX_SEND + 1);
-                if !strict() {
-                    // Known: a prepared message is one frame whatever
-                    // `max_send_frame_size` says.
-                    len = len.min(self.max_send_frame);
-                }
+                let len = usize::from(len) % (MAX_SEND + 1);
                 let data = if text { vec![b'a' + byte % 26; len] } else { vec![byte; len] };
                 let message = if text {
                     Message::Text(core::str::from_utf8(&data).expect("ASCII"))
@@ -1478,10 +1444,8 @@ impl World {
                 assert_eq!(state, State::Closed);
             }
             if p.dead {
-                if !p.read_error_split || strict() {
-                    assert_eq!(buffered, 0, "{side:?}: buffered after a transport error");
-                    assert!(p.ends.poll_transmit().is_empty(), "{side:?}: output after a transport error");
-                }
+                assert_eq!(buffered, 0, "{side:?}: buffered after a transport error");
+                assert!(p.ends.poll_transmit().is_empty(), "{side:?}: output after a transport error");
                 assert!(!p.ends.wants_read());
             }
             if buffered > 0 {
@@ -1498,9 +1462,7 @@ impl World {
                 assert_eq!(c.stats().bytes_received, p.accepted, "{side:?}: bytes_received");
                 if c.wants_shutdown() {
                     assert!(!c.wants_write() && !c.is_finished(), "{side:?}: wants_shutdown with more to do");
-                    // Known: a peek that finds `Closed` counts as reporting it.
-                    let peeked = p.peeked == Some(EventKind::Closed) && !strict();
-                    assert!(p.closed || peeked, "{side:?}: wants_shutdown before Closed was returned");
+                    assert!(p.closed, "{side:?}: wants_shutdown before Closed was returned");
                 }
             }
             let clean = p.closed && p.ends.closed().is_some_and(|c| c.clean);
@@ -1620,7 +1582,6 @@ fn peer(conn: Connection, max_send_frame: usize, streaming: bool) -> Peer {
         eof_pending: false,
         eof: false,
         dead: false,
-        read_error_split: false,
         peeked: None,
         state: State::Open,
         failure: None,

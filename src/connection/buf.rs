@@ -32,14 +32,24 @@ pub(crate) struct Release {
 }
 
 impl Release {
-    /// A buffer of `capacity` bytes just drained at `clock`: whether it
-    /// goes now rather than stay for reuse.
-    pub(crate) fn drained(&mut self, config: &Config, capacity: usize, clock: impl FnOnce() -> Duration) -> bool {
+    /// A buffer of `capacity` bytes is empty at `clock`; `used` says it
+    /// held something since it was last found empty (a buffer merely found
+    /// empty again is no sign of traffic, or polling an idle connection
+    /// would keep it busy). Returns whether the buffer goes now rather
+    /// than stay for reuse.
+    pub(crate) fn drained(
+        &mut self,
+        config: &Config,
+        capacity: usize,
+        used: bool,
+        clock: impl FnOnce() -> Duration,
+    ) -> bool {
         if capacity == 0 {
             return false;
         }
         match config.buffer_release_delay {
             None => capacity > config.retained_buffer_capacity,
+            Some(_) if !used => false,
             Some(delay) => {
                 if self.at.is_none() {
                     self.at = Some(clock().saturating_add(delay));

@@ -141,6 +141,10 @@ pub(crate) struct Recv {
     pub(crate) messages_received: u64,
     /// When drained buffers are freed.
     pub(crate) release: Release,
+    /// Input arrived since the receive buffer was last found drained: its
+    /// draining is traffic (owned payloads split off the buffer leave it
+    /// empty without its positions showing it was used).
+    fed: bool,
     /// The room `receive_buffer` last offered: what `commit` may take.
     offered: usize,
 }
@@ -164,6 +168,7 @@ impl Recv {
             frames_received: 0,
             messages_received: 0,
             release: Release::default(),
+            fed: false,
             offered: 0,
         }
     }
@@ -259,6 +264,7 @@ impl Recv {
         // Never more than was offered: bytes past it are stale.
         let n = n.min(core::mem::take(&mut self.offered));
         self.end += n;
+        self.fed |= n > 0;
         self.bytes_received += n as u64;
         n
     }
@@ -269,8 +275,9 @@ impl Recv {
     /// The connection is past its handshake.
     pub(crate) fn advance<A: Access>(&mut self, config: &Config, shared: &mut A) -> Option<Ready> {
         if self.message.is_none() && self.msg.capacity() > 0 {
+            let used = self.fed || !self.msg.is_empty();
             self.msg.clear();
-            if self.free_now(config, self.msg.capacity(), shared) {
+            if self.free_now(config, self.msg.capacity(), used, shared) {
                 self.msg = Buf::new();
             }
         }
@@ -609,7 +616,7 @@ impl Recv {
             // quiet, as large buffers do.
             let releasable = self.inflater.as_deref().map_or(0, Decompressor::releasable);
             if releasable > 0
-                && self.free_now(config, releasable, shared)
+                && self.free_now(config, releasable, true, shared)
                 && let Some(inflater) = self.inflater.as_deref_mut()
             {
                 inflater.release();
@@ -790,17 +797,18 @@ impl Recv {
 
     /// Whether a drained buffer of `capacity` bytes goes now rather than
     /// stay for reuse (see [`Release`]).
-    fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, shared: &mut A) -> bool {
-        self.release.drained(config, capacity, || shared.lock().timers.clock)
+    fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, used: bool, shared: &mut A) -> bool {
+        self.release.drained(config, capacity, used, || shared.lock().timers.clock)
     }
 
     /// Frees the receive buffer once it holds nothing, unless it is small
     /// enough to keep ([`Config::retained_buffer_capacity`]).
     fn release_input<A: Access>(&mut self, config: &Config, shared: &mut A) {
         if self.start == self.end && self.stash.is_none() {
+            let used = core::mem::take(&mut self.fed);
             self.start = 0;
             self.end = 0;
-            if self.free_now(config, self.rx.capacity(), shared) {
+            if self.free_now(config, self.rx.capacity(), used, shared) {
                 self.rx = Buf::new();
             }
         }

@@ -470,7 +470,7 @@ impl Send {
     fn compressed_message_sent<A: Access>(&mut self, config: &Config, shared: &mut A) {
         let releasable = self.compressor.as_deref().map_or(0, Compressor::releasable);
         if releasable > 0
-            && self.free_now(config, releasable, shared)
+            && self.free_now(config, releasable, true, shared)
             && let Some(compressor) = self.compressor.as_deref_mut()
         {
             compressor.release();
@@ -649,15 +649,15 @@ impl Send {
             shared.lock().close_transmitted();
         }
         if self.out.is_empty() {
-            let free = self.free_now(config, self.out.buf.capacity(), shared);
+            let free = self.free_now(config, self.out.buf.capacity(), n > 0, shared);
             self.out.drained(free);
         }
     }
 
     /// Whether a drained buffer of `capacity` bytes goes now rather than
     /// stay for reuse (see [`Release`]).
-    fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, shared: &mut A) -> bool {
-        self.release.drained(config, capacity, || shared.lock().timers.clock)
+    fn free_now<A: Access>(&mut self, config: &Config, capacity: usize, used: bool, shared: &mut A) -> bool {
+        self.release.drained(config, capacity, used, || shared.lock().timers.clock)
     }
 
     /// The release deadline passed at `now`: once the send side has been

@@ -52,7 +52,7 @@ mod tests;
 use alloc::vec::Vec;
 
 pub(crate) use compress::Compressor;
-#[cfg(feature = "bytes")]
+#[cfg(any(test, feature = "bytes"))]
 pub(crate) use compress::compress_message;
 pub(crate) use inflate::Decompressor;
 
