@@ -53,6 +53,9 @@ pub(crate) trait Timer: Unpin {
     /// otherwise. The driver compares the clock with the deadline itself,
     /// since timers fire late (or early) under load.
     fn poll_at(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()>;
+    /// No deadline is pending: frees the timer, so that an idle connection
+    /// without heartbeats holds none.
+    fn clear(&mut self);
     /// Pending if the task has used up its share of work and should let
     /// others run (having arranged to be woken).
     fn poll_budget(&mut self, cx: &mut Context<'_>) -> Poll<()>;
@@ -223,7 +226,10 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
 
     /// Runs the timers that are due; Ready if any ran.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = self.conn.poll_timeout() else { return Poll::Pending };
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer.clear();
+            return Poll::Pending;
+        };
         loop {
             let now = self.now();
             if deadline <= now {
@@ -680,7 +686,10 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = self.rx.poll_timeout() else { return Poll::Pending };
+        let Some(deadline) = self.rx.poll_timeout() else {
+            self.timer.clear();
+            return Poll::Pending;
+        };
         loop {
             let now = self.now();
             if deadline <= now {

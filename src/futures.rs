@@ -115,6 +115,10 @@ impl driver::Timer for Clock {
         }
     }
 
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+
     fn poll_budget(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
         // No runtime budget to honour; the driver yields on its own.
         Poll::Ready(())

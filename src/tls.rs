@@ -682,6 +682,7 @@ mod tests {
         fn poll_at(&mut self, _cx: &mut Context<'_>, _deadline: Instant) -> Poll<()> {
             Poll::Pending
         }
+        fn clear(&mut self) {}
         fn poll_budget(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
             Poll::Ready(())
         }

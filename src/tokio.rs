@@ -108,6 +108,10 @@ impl driver::Timer for Clock {
         sleep.as_mut().poll(cx)
     }
 
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+
     fn poll_budget(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         ::tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())
     }
