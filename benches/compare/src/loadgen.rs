@@ -40,16 +40,28 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `server ARGS` (the binary next to this one), pinned to `cpu`
     /// when given, and waits for the port it announces.
+    ///
+    /// For profiling, `SERVER_PREFIX` (split at spaces) goes before the
+    /// server's command, e.g. `SERVER_PREFIX="perf record -g -o s.data --"`;
+    /// [`pid`](Self::pid) is then the prefix's process, so the echo's CPU
+    /// figures are the prefix's (the broadcast measures itself and stays
+    /// right).
     pub fn spawn(cpu: Option<usize>, args: &[String]) -> io::Result<Self> {
-        let exe = std::env::current_exe()?.with_file_name("server");
-        let mut command = match cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpu.to_string()).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
+        Self::spawn_exe(&std::env::current_exe()?.with_file_name("server"), cpu, args)
+    }
+
+    /// [`spawn`](Self::spawn) with the server binary at `exe`.
+    pub fn spawn_exe(exe: &std::path::Path, cpu: Option<usize>, args: &[String]) -> io::Result<Self> {
+        let mut words: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(cpu) = cpu {
+            words.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        if let Ok(prefix) = std::env::var("SERVER_PREFIX") {
+            words.extend(prefix.split_whitespace().map(Into::into));
+        }
+        words.push(exe.into());
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]);
         let mut child = command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -134,17 +146,28 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// This process's CPU time so far (user + system), in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    s(usage.ru_utime) + s(usage.ru_stime)
+}
+
 // ----- Connections ----------------------------------------------------------
 
-/// Connects to the server and performs the opening handshake.
-pub async fn connect(port: u16, deflate: bool) -> io::Result<TcpStream> {
+/// Connects to the server and performs the opening handshake; returns the
+/// stream and whatever the server sent after its answer (a broadcast may
+/// start at once).
+pub async fn connect(port: u16, deflate: bool) -> io::Result<(TcpStream, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     stream.set_nodelay(true)?;
     stream.write_all(&wire::request("127.0.0.1", deflate)).await?;
     let mut head = Vec::with_capacity(256);
-    // Read byte by byte past the head would be slow; the servers send
-    // nothing after their answer until they get a message, so whatever
-    // follows the blank line is an error.
     loop {
         let mut buf = [0u8; 512];
         let n = stream.read(&mut buf).await?;
@@ -153,17 +176,19 @@ pub async fn connect(port: u16, deflate: bool) -> io::Result<TcpStream> {
         }
         head.extend_from_slice(&buf[..n]);
         if let Some(end) = wire::head_end(&head) {
-            if end != head.len() {
-                return Err(io::Error::other("data after the handshake response"));
-            }
             wire::check_response(&head[..end - 4], deflate)?;
-            return Ok(stream);
+            return Ok((stream, head.split_off(end)));
         }
     }
 }
 
 /// Opens `n` connections, `parallel` handshakes at a time.
-pub async fn connect_many(port: u16, n: usize, deflate: bool, parallel: usize) -> io::Result<Vec<TcpStream>> {
+pub async fn connect_many(
+    port: u16,
+    n: usize,
+    deflate: bool,
+    parallel: usize,
+) -> io::Result<Vec<(TcpStream, Vec<u8>)>> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let batch = parallel.min(n - out.len());
@@ -210,6 +235,9 @@ pub struct EchoResult {
     pub seconds: f64,
     /// Server CPU time (user + system) in the window.
     pub server_cpu: f64,
+    /// The load generator's own CPU time in the window: near the window's
+    /// length, the load generator (not the server) limited the rate.
+    pub client_cpu: f64,
     /// Round-trip times of the window's messages, sorted, in nanoseconds.
     pub latencies: Vec<u64>,
 }
@@ -268,12 +296,15 @@ pub fn run_echo(
         let (start, started) = watch::channel(false);
         let tasks: Vec<_> = streams
             .into_iter()
-            .map(|stream| {
+            .map(|(stream, early)| {
                 let (payload, frame, shared, mut started) =
                     (payload.clone(), frame.clone(), shared.clone(), started.clone());
                 let (text, deflate, inflight) = (scenario.kind.is_text(), scenario.deflate, scenario.inflight);
                 tokio::task::spawn_local(async move {
                     let _ = started.wait_for(|s| *s).await;
+                    if !early.is_empty() {
+                        return Err(io::Error::other("data before any message was sent"));
+                    }
                     echo_connection(stream, &frame, &payload, text, deflate, inflight, &shared).await
                 })
             })
@@ -288,9 +319,9 @@ pub fn run_echo(
         shared.messages.set(0);
         shared.latencies.borrow_mut().clear();
         shared.phase.set(Phase::Measure);
-        let (cpu0, t0) = (server.cpu_seconds()?, Instant::now());
+        let (cpu0, own0, t0) = (server.cpu_seconds()?, own_cpu_seconds(), Instant::now());
         tokio::time::sleep(measure).await;
-        let (cpu1, t1) = (server.cpu_seconds()?, Instant::now());
+        let (cpu1, own1, t1) = (server.cpu_seconds()?, own_cpu_seconds(), Instant::now());
         shared.phase.set(Phase::Stop);
         let messages = shared.messages.get();
         // Let the messages on the way come back (each is still checked).
@@ -304,7 +335,13 @@ pub fn run_echo(
         }
         let mut latencies = shared.latencies.take();
         latencies.sort_unstable();
-        Ok(EchoResult { messages, seconds: (t1 - t0).as_secs_f64(), server_cpu: cpu1 - cpu0, latencies })
+        Ok(EchoResult {
+            messages,
+            seconds: (t1 - t0).as_secs_f64(),
+            server_cpu: cpu1 - cpu0,
+            client_cpu: own1 - own0,
+            latencies,
+        })
     })
 }
 
@@ -415,7 +452,7 @@ pub async fn broadcast_clients(
     connected();
     let tasks: Vec<_> = streams
         .into_iter()
-        .map(|stream| tokio::task::spawn_local(broadcast_client(stream, deflate, messages.clone())))
+        .map(|(stream, early)| tokio::task::spawn_local(broadcast_client(stream, early, deflate, messages.clone())))
         .collect();
     for task in tasks {
         task.await.map_err(io::Error::other)??;
@@ -423,18 +460,20 @@ pub async fn broadcast_clients(
     Ok(())
 }
 
-async fn broadcast_client(mut stream: TcpStream, deflate: bool, messages: Rc<Vec<String>>) -> io::Result<()> {
+async fn broadcast_client(
+    mut stream: TcpStream,
+    early: Vec<u8>,
+    deflate: bool,
+    messages: Rc<Vec<String>>,
+) -> io::Result<()> {
     let mut parser = Parser::new(deflate);
-    let mut input: Vec<u8> = Vec::with_capacity(64 << 10);
+    // What came with the handshake's answer is parsed first.
+    let mut input = early;
     let mut consumed = 0;
     let mut next = 0;
-    while next < messages.len() {
-        input.reserve(64 << 10);
-        if stream.read_buf(&mut input).await? == 0 {
-            return Err(io::Error::other("the server closed the connection"));
-        }
-        while let Some((used, ok)) =
-            parser.parse(&input[consumed..], |m, got| m.text && got == messages[next].as_bytes())?
+    loop {
+        while let Some((used, ok)) = parser
+            .parse(&input[consumed..], |m, got| m.text && messages.get(next).is_some_and(|t| got == t.as_bytes()))?
         {
             consumed += used;
             match ok {
@@ -443,12 +482,16 @@ async fn broadcast_client(mut stream: TcpStream, deflate: bool, messages: Rc<Vec
                 None => {}
             }
         }
-        if consumed == input.len() {
-            input.clear();
-            consumed = 0;
+        if next == messages.len() {
+            return Ok(());
+        }
+        input.drain(..consumed);
+        consumed = 0;
+        input.reserve(64 << 10);
+        if stream.read_buf(&mut input).await? == 0 {
+            return Err(io::Error::other("the server closed the connection"));
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -457,7 +500,13 @@ mod tests {
 
     #[test]
     fn latency_quantiles() {
-        let r = EchoResult { messages: 4, seconds: 2.0, server_cpu: 1.0, latencies: vec![1000, 2000, 3000, 4000] };
+        let r = EchoResult {
+            messages: 4,
+            seconds: 2.0,
+            server_cpu: 1.0,
+            client_cpu: 0.5,
+            latencies: vec![1000, 2000, 3000, 4000],
+        };
         assert_eq!(r.rate(), 2.0);
         assert_eq!(r.latency_us(0.5), 3.0);
         assert_eq!(r.latency_us(0.999), 4.0);

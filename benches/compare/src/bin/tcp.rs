@@ -7,7 +7,7 @@
 //! taskset -c 1 target/release/tcp echo      [--libs L,..] [--scenarios S,..] [--reps 3] [--warmup 1] [--secs 4]
 //! taskset -c 1 target/release/tcp deflate   [--libs L,..] [--scenarios S,..] [--reps 3] [--warmup 1] [--secs 4]
 //! taskset -c 1 target/release/tcp idle      [--libs L,..] [--conns 5000]
-//! taskset -c 1 target/release/tcp broadcast [--libs L,..] [--clients 1000] [--reps 3] [--sizes 1024,65536]
+//! taskset -c 1 target/release/tcp broadcast [--libs L,..] [--clients 1000] [--reps 3] [--sizes 1024,65536] [--compression none,deflate]
 //! ```
 //!
 //! Libraries are alternated within each repetition (the order rotates from
@@ -114,11 +114,12 @@ fn echo(args: &Args, server_cpu: usize, deflate: bool) {
                 let r = loadgen::run_echo(&server, scenario, warmup, secs)
                     .unwrap_or_else(|e| panic!("{lib} {}: {e}", scenario.name));
                 eprintln!(
-                    "run {} {lib} rep {rep}: {:.0} msg/s, server cpu {:.2} us/msg ({:.0}%), p50 {:.1} us, p99 {:.1} us, load {}",
+                    "run {} {lib} rep {rep}: {:.0} msg/s, server cpu {:.2} us/msg ({:.0}%), load generator {:.0}%, p50 {:.1} us, p99 {:.1} us, load {}",
                     scenario.name,
                     r.rate(),
                     r.cpu_us_per_message(),
                     100.0 * r.server_cpu / r.seconds,
+                    100.0 * r.client_cpu / r.seconds,
                     r.latency_us(0.5),
                     r.latency_us(0.99),
                     load()
@@ -128,8 +129,10 @@ fn echo(args: &Args, server_cpu: usize, deflate: bool) {
         }
         rows.push((scenario.clone(), results));
     }
-    println!("| scenario | library | msg/s | MB/s | server CPU µs/msg | server CPU % | p50 µs | p99 µs | p99.9 µs |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| scenario | library | msg/s | MB/s | server CPU µs/msg | server CPU % | load gen CPU % | p50 µs | p99 µs | p99.9 µs |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (scenario, results) in &rows {
         let mut best_peer: Option<(f64, f64, String)> = None;
@@ -139,12 +142,13 @@ fn echo(args: &Args, server_cpu: usize, deflate: bool) {
             let rate = m(&|r| r.rate());
             let cpu = m(&|r| r.cpu_us_per_message());
             println!(
-                "| {} | {lib} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                "| {} | {lib} | {:.0} | {:.1} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
                 scenario.name,
                 rate,
                 rate * scenario.size as f64 / 1e6,
                 cpu,
                 m(&|r| 100.0 * r.server_cpu / r.seconds),
+                m(&|r| 100.0 * r.client_cpu / r.seconds),
                 m(&|r| r.latency_us(0.5)),
                 m(&|r| r.latency_us(0.99)),
                 m(&|r| r.latency_us(0.999)),
@@ -218,10 +222,10 @@ fn broadcast(args: &Args, server_cpu: usize) {
     );
     println!("|---|---|---|---:|---:|---:|---:|");
     for size in sizes {
-        // About 200 MB of payload per run at 1 KiB, 1.3 GB at 64 KiB.
-        let messages = if size >= 64 << 10 { 20 } else { 200 };
+        // About 200 MB of payload per run at 1 KiB, 3.3 GB at 64 KiB.
+        let messages = if size >= 64 << 10 { 50 } else { 200 };
         let texts = Rc::new((0..messages).map(|i| wscore_compare::data::broadcast_text(i, size)).collect::<Vec<_>>());
-        for deflate in [false, true] {
+        for deflate in args.list("--compression", &["none", "deflate"]).iter().map(|c| c == "deflate") {
             let default: Vec<&str> = if deflate {
                 vec!["wscore", "wscore_plain", "ratchet", "soketto"]
             } else {
