@@ -37,9 +37,12 @@ const SHAPES: [(Kind, usize, usize); 6] = [
 /// Socket-sized delivery: sizes and messages per batch.
 const SOCK_SIZES: [(usize, usize); 4] = [(16, 64), (1024, 64), (64 << 10, 8), (1 << 20, 2)];
 
-/// Socket-sized delivery: the libraries (wscore as an adapter drives it,
-/// its output copied to the wire as a socket write copies it).
-const SOCK_LIBRARIES: [&str; 4] = ["wscore_copy", "tungstenite", "fastwebsockets", "tokio-websockets"];
+/// Socket-sized delivery: the libraries. wscore as an adapter drives it,
+/// its output copied to the wire as a socket write copies it: sending a
+/// borrowed `Message` (`wscore_copy`: `send`) or a shared `OwnedMessage`
+/// (`wscore_shared`: `send_owned`, as tungstenite and tokio-websockets send
+/// a cloned `Message`).
+const SOCK_LIBRARIES: [&str; 5] = ["wscore_copy", "wscore_shared", "tungstenite", "fastwebsockets", "tokio-websockets"];
 
 const DELIVERIES: [Delivery; 4] = [Delivery::Whole, Delivery::Max(16 << 10), Delivery::Max(64 << 10), Delivery::Random];
 
@@ -107,7 +110,7 @@ fn bench(
     batch: usize,
 ) {
     match library {
-        "wscore" | "wscore_copy" | "wscore_owned" => {
+        "wscore" | "wscore_copy" | "wscore_owned" | "wscore_shared" => {
             let mut h = Wscore::new(setup, payload, Mode::of(library));
             h.batch(batch, true);
             group.bench_function(id, |b| b.iter(|| h.batch(batch, false)));
@@ -172,7 +175,7 @@ criterion_group! {
         .sample_size(50);
     targets = whole
 }
-// 256 benchmarks: shorter runs keep the part to about six minutes.
+// 320 benchmarks: shorter runs keep the part to about eight minutes.
 criterion_group! {
     name = socket_reads;
     config = Criterion::default()

@@ -80,6 +80,14 @@ pub enum Mode {
     /// As `Copy`, and the server takes each message owned with
     /// `poll_owned` (split off the receive buffer, as a `Stream` item is).
     Owned,
+    /// The sender queues an `OwnedMessage` built once (`send_owned` of a
+    /// clone: a reference count, as tokio-websockets and tungstenite send a
+    /// cloned `Message`; what the tokio adapter's `send_owned` and `Sink`
+    /// do), and its output is taken with `poll_transmit_slices` and copied
+    /// into the wire, as a vectored socket write copies it. A server sends
+    /// payloads of 2 KiB and more without copying them into its output; a
+    /// client masks a copy, as it must.
+    Shared,
 }
 
 impl Mode {
@@ -88,6 +96,7 @@ impl Mode {
         match library {
             "wscore_copy" => Self::Copy,
             "wscore_owned" => Self::Owned,
+            "wscore_shared" => Self::Shared,
             _ => Self::Borrowed,
         }
     }
@@ -101,6 +110,7 @@ pub struct Wscore {
     kind: Kind,
     payload: Vec<u8>,
     text: String,
+    owned: wscore::OwnedMessage,
     mode: Mode,
     reads: Reads,
 }
@@ -122,6 +132,11 @@ impl Wscore {
             kind: setup.kind,
             payload: payload.to_vec(),
             text: String::from_utf8(payload.to_vec()).unwrap_or_default(),
+            owned: if setup.kind.is_text() {
+                wscore::OwnedMessage::text(String::from_utf8(payload.to_vec()).unwrap())
+            } else {
+                wscore::OwnedMessage::binary(bytes::Bytes::copy_from_slice(payload))
+            },
             mode,
             reads: setup.delivery.reads(),
         }
@@ -134,11 +149,31 @@ impl Wscore {
             Kind::Binary => Message::Binary(&self.payload),
             Kind::Text | Kind::DenseText => Message::Text(&self.text),
         };
-        for _ in 0..n {
-            self.sender.send(message).unwrap();
+        if self.mode == Mode::Shared {
+            for _ in 0..n {
+                self.sender.send_owned(self.owned.clone()).unwrap();
+            }
+        } else {
+            for _ in 0..n {
+                self.sender.send(message).unwrap();
+            }
         }
         if self.mode == Mode::Borrowed {
             self.sender.transmit_into(&mut self.wire);
+        } else if self.mode == Mode::Shared {
+            loop {
+                let mut slices: [&[u8]; 16] = [&[]; 16];
+                let filled = self.sender.poll_transmit_slices(&mut slices);
+                if filled == 0 {
+                    break;
+                }
+                let mut sent = 0;
+                for slice in &slices[..filled] {
+                    self.wire.extend_from_slice(slice);
+                    sent += slice.len();
+                }
+                self.sender.advance_transmit(sent);
+            }
         } else {
             let out = self.sender.poll_transmit();
             self.wire.extend_from_slice(out);
@@ -413,7 +448,7 @@ mod tests {
         for n in [1, 3, 64].into_iter().filter(|n| n * payload.len() <= 2 << 20) {
             let expected = n * payload.len();
             let what = format!("{setup:?}, {} bytes x {n}", payload.len());
-            for mode in [Mode::Borrowed, Mode::Copy, Mode::Owned] {
+            for mode in [Mode::Borrowed, Mode::Copy, Mode::Owned, Mode::Shared] {
                 let mut w = Wscore::new(setup, payload, mode);
                 assert_eq!(w.batch(n, true), expected, "wscore {mode:?} {what}");
                 assert_eq!(w.batch(n, true), expected, "wscore {mode:?} {what}");

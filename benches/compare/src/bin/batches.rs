@@ -52,7 +52,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut total = 0;
     match library.as_str() {
-        "wscore" | "wscore_copy" | "wscore_owned" => {
+        "wscore" | "wscore_copy" | "wscore_owned" | "wscore_shared" => {
             let mut h = Wscore::new(setup, &payload, Mode::of(library));
             for _ in 0..k {
                 total += black_box(h.batch(batch, false));
