@@ -3,7 +3,8 @@
 //!
 //! It stands in for a TCP socket with unlimited buffer space and no system
 //! calls. A write (plain or vectored) appends to the peer's pipe; a read
-//! copies out as much as is there and fits. Reading an empty pipe is
+//! copies out as much as is there and fits, or at most a socket-sized
+//! piece ([`MemStream::set_delivery`]). Reading an empty pipe is
 //! `WouldBlock` for `std::io::Read` and `Pending` (waking the reader on the
 //! next write) for tokio's `AsyncRead`, as on a non-blocking socket. The
 //! same type serves the blocking libraries (tungstenite) and the async ones
@@ -17,6 +18,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::{Delivery, Reads};
+
 #[derive(Default)]
 struct PipeBuf {
     data: Vec<u8>,
@@ -26,6 +29,8 @@ struct PipeBuf {
     /// measurement sets this, so that a drained pipe holds no heap).
     release_when_drained: bool,
     reader: Option<Waker>,
+    /// The most each read may return (none: as much as fits).
+    reads: Option<Reads>,
 }
 
 impl PipeBuf {
@@ -50,7 +55,8 @@ impl PipeBuf {
         if available.is_empty() {
             return None;
         }
-        let n = take(available);
+        let limit = self.reads.as_mut().map_or(usize::MAX, Reads::next_limit);
+        let n = take(&available[..available.len().min(limit)]);
         self.pos += n;
         if self.pos == self.data.len() {
             self.data.clear();
@@ -89,6 +95,12 @@ pub fn pair_with(release_when_drained: bool) -> (MemStream, MemStream) {
 pub const STREAM_HEAP_BYTES: usize = 2 * (2 * size_of::<usize>() + size_of::<RefCell<PipeBuf>>());
 
 impl MemStream {
+    /// Reads from this end return at most what `delivery` allows each
+    /// time, as reads from a socket do.
+    pub fn set_delivery(&self, delivery: Delivery) {
+        self.rx.borrow_mut().reads = (delivery != Delivery::Whole).then(|| delivery.reads());
+    }
+
     /// Bytes written to this end and not yet read by the peer.
     pub fn unread_by_peer(&self) -> usize {
         let tx = self.tx.borrow();
