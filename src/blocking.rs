@@ -562,7 +562,7 @@ impl<S: Read + Write> WebSocket<S> {
             // Nothing can be taken before the pending events are drained.
             return Ok(());
         }
-        let buf = self.conn.receive_buffer(READ_CHUNK);
+        let buf = self.conn.receive_buffer(READ_CHUNK.max(self.conn.frame_remaining()));
         match self.stream.read(buf) {
             Ok(0) => self.conn.handle_eof(),
             Ok(n) => self.conn.commit_received(self.epoch.elapsed(), n),

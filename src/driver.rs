@@ -21,7 +21,7 @@ use crate::connection::{Connection, EventKind, RecvHalf, SendHalf};
 use crate::handshake::Response;
 
 /// How much is read from the transport at once.
-const READ_SIZE: usize = 16 * 1024;
+pub(crate) const READ_SIZE: usize = 16 * 1024;
 
 /// The most slices handed to one vectored write.
 const MAX_SLICES: usize = 32;
@@ -35,6 +35,38 @@ const EVENTS_PER_POLL: u32 = 128;
 /// The read side of a transport.
 pub(crate) trait Read: Unpin {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Whether [`Self::poll_read_spare`] reads into uninitialised memory
+    /// (else the driver zeroes room and uses [`Self::poll_read`]).
+    const READS_SPARE: bool = false;
+
+    /// Reads up to `limit` bytes appended to `buf`'s spare capacity, left
+    /// uninitialised (no zeroing first). Only called if `READS_SPARE`.
+    fn poll_read_spare(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _buf: &mut bytes::BytesMut,
+        _limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+
+    /// Reads up to `limit` (at most [`READ_SIZE`]) bytes into scratch space
+    /// and hands them to `take`.
+    fn poll_read_scratch(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        let mut scratch = [0u8; READ_SIZE];
+        let len = limit.min(READ_SIZE);
+        let result = self.poll_read(cx, &mut scratch[..len]);
+        if let Poll::Ready(Ok(n)) = result {
+            take(&scratch[..n]);
+        }
+        result
+    }
 }
 
 /// The write side of a transport.
@@ -380,9 +412,13 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
 pub(crate) trait Input {
     fn wants_read(&self) -> bool;
     fn buffered_input(&self) -> usize;
+    fn frame_remaining(&self) -> usize;
+    fn spare_input_capacity(&self) -> usize;
     fn max_unprocessed_input(&self) -> usize;
     fn receive(&mut self, now: Duration, data: &[u8]) -> usize;
     fn receive_buffer(&mut self, want: usize) -> &mut [u8];
+    fn receive_spare(&mut self, want: usize) -> (&mut bytes::BytesMut, usize);
+    fn commit_appended(&mut self, now: Duration);
     fn commit_received(&mut self, now: Duration, n: usize);
     fn handle_eof(&mut self);
     fn handle_transport_error(&mut self);
@@ -397,6 +433,12 @@ macro_rules! input {
             fn buffered_input(&self) -> usize {
                 <$t>::buffered_input(self)
             }
+            fn frame_remaining(&self) -> usize {
+                <$t>::frame_remaining(self)
+            }
+            fn spare_input_capacity(&self) -> usize {
+                <$t>::spare_input_capacity(self)
+            }
             fn max_unprocessed_input(&self) -> usize {
                 self.config().max_unprocessed_input
             }
@@ -405,6 +447,12 @@ macro_rules! input {
             }
             fn receive_buffer(&mut self, want: usize) -> &mut [u8] {
                 <$t>::receive_buffer(self, want)
+            }
+            fn receive_spare(&mut self, want: usize) -> (&mut bytes::BytesMut, usize) {
+                <$t>::receive_spare(self, want)
+            }
+            fn commit_appended(&mut self, now: Duration) {
+                <$t>::commit_appended(self, now)
             }
             fn commit_received(&mut self, now: Duration, n: usize) {
                 <$t>::commit_received(self, now, n)
@@ -437,28 +485,37 @@ fn poll_read_into<I: Input, R: Read>(
     if !input.wants_read() {
         return Poll::Ready(());
     }
-    let result = if input.buffered_input() == 0 {
-        let mut scratch = [0u8; READ_SIZE];
+    // A connection that holds no buffer reads into scratch space, so one
+    // parked on a read holds none; otherwise straight into its buffer, as
+    // much as the frame being received still needs.
+    let result = if input.buffered_input() == 0 && input.spare_input_capacity() < READ_SIZE {
         let len = READ_SIZE.min(input.max_unprocessed_input());
-        match io.poll_read(cx, &mut scratch[..len]) {
-            Poll::Ready(Ok(n)) if n > 0 => {
-                let taken = input.receive(now, &scratch[..n]);
-                debug_assert_eq!(taken, n, "an idle connection has room for one read");
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
+        io.poll_read_scratch(cx, len, &mut |data| {
+            let taken = input.receive(now, data);
+            debug_assert_eq!(taken, data.len(), "an idle connection has room for one read");
+        })
     } else {
-        let buf = input.receive_buffer(READ_SIZE);
-        if buf.is_empty() {
-            return Poll::Ready(());
-        }
-        match io.poll_read(cx, buf) {
-            Poll::Ready(Ok(n)) if n > 0 => {
-                input.commit_received(now, n);
-                Poll::Ready(Ok(n))
+        let want = READ_SIZE.max(input.frame_remaining());
+        if R::READS_SPARE {
+            let (buf, limit) = input.receive_spare(want);
+            if limit == 0 {
+                return Poll::Ready(());
             }
-            other => other,
+            let result = io.poll_read_spare(cx, buf, limit);
+            input.commit_appended(now);
+            result
+        } else {
+            let buf = input.receive_buffer(want);
+            if buf.is_empty() {
+                return Poll::Ready(());
+            }
+            match io.poll_read(cx, buf) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    input.commit_received(now, n);
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
         }
     };
     match result {

@@ -56,6 +56,8 @@ use std::time::Instant;
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
+use bytes::{BufMut, BytesMut};
+use core::future::Future;
 
 pub use crate::driver::Error;
 use crate::driver::{self, Driver, Next, ReadSide, WriteSide};
@@ -76,6 +78,30 @@ impl<S: AsyncRead + Unpin> driver::Read for Io<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut buf = ReadBuf::new(buf);
         Pin::new(&mut self.0).poll_read(cx, &mut buf).map_ok(|()| buf.filled().len())
+    }
+
+    // tokio reads into uninitialised memory, so room need not be zeroed.
+    const READS_SPARE: bool = true;
+
+    fn poll_read_spare(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut, limit: usize) -> Poll<io::Result<usize>> {
+        let mut limited = BufMut::limit(buf, limit);
+        let read = ::tokio::io::AsyncReadExt::read_buf(&mut self.0, &mut limited);
+        core::pin::pin!(read).poll(cx)
+    }
+
+    fn poll_read_scratch(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        take: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        let mut scratch = [core::mem::MaybeUninit::<u8>::uninit(); driver::READ_SIZE];
+        let mut buf = ReadBuf::uninit(&mut scratch[..limit.min(driver::READ_SIZE)]);
+        let result = Pin::new(&mut self.0).poll_read(cx, &mut buf);
+        if let Poll::Ready(Ok(())) = result {
+            take(buf.filled());
+        }
+        result.map_ok(|()| buf.filled().len())
     }
 }
 

@@ -241,3 +241,115 @@ fn a_prepared_message_is_compressed_once_where_the_window_allows() {
         let _ = len;
     }
 }
+
+/// Feeds `wire` as sockets deliver it, in reads of 16 KiB or (when the
+/// connection says how much of a frame is still to come) of that much,
+/// the way the adapters read; returns the events and how many reads and
+/// allocations (or reallocations) it took.
+fn feed_in_reads(conn: &mut Connection, wire: &[u8]) -> (Vec<Ev>, usize, u64) {
+    let mut events = Vec::new();
+    let mut reads = 0;
+    let mut allocations = 0;
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let before = counting::allocations();
+        let buf = conn.receive_buffer((16 << 10).max(conn.frame_remaining()));
+        let n = buf.len().min(rest.len());
+        assert!(n > 0, "no room offered");
+        buf[..n].copy_from_slice(&rest[..n]);
+        conn.commit_received(NOW, n);
+        rest = &rest[n..];
+        reads += 1;
+        allocations += counting::allocations() - before;
+        loop {
+            // The connection's allocations only, not the copies `Ev` makes.
+            let before = counting::allocations();
+            let event = conn.poll_event();
+            allocations += counting::allocations() - before;
+            let Some(event) = event else { break };
+            events.push(Ev::from_event(event));
+        }
+    }
+    (events, reads, allocations)
+}
+
+#[test]
+fn a_large_frame_read_in_pieces_arrives_into_one_buffer() {
+    for (len, text) in [(64 << 10, false), (300_000, true), (1 << 20, false)] {
+        let mut conn = server(Config::default());
+        let data = if text { "é".repeat(len / 2).into_bytes() } else { pattern(len) };
+        let wire = client_frame(if text { 0x81 } else { 0x82 }, &data);
+        // The header and the first read: the connection now knows the rest.
+        let first = conn.receive(NOW, &wire[..16 << 10]);
+        assert_eq!(first, 16 << 10);
+        assert!(conn.poll_event().is_none());
+        assert_eq!(conn.frame_remaining(), wire.len() - first, "{len}");
+        let (events, reads, allocations) = feed_in_reads(&mut conn, &wire[first..]);
+        let expected = if text { Ev::text(std::str::from_utf8(&data).unwrap()) } else { Ev::binary(&data) };
+        assert_eq!(events, [expected], "{len}");
+        // Room for the whole frame was set aside when its header came, so
+        // the buffer never grew (and was never copied) as it arrived, and
+        // every later read could take up to the frame's rest.
+        assert_eq!(allocations, 0, "{len}: the buffer grew while the frame arrived");
+        assert!(reads <= wire.len().div_ceil(64 << 10), "{len}: {reads} reads");
+    }
+}
+
+#[test]
+fn a_length_field_alone_sets_aside_no_more_than_the_reservation_bound() {
+    // 16 MiB is within the default frame limit; only 16 x 64 KiB (and a
+    // header) is set aside before the bytes come, and nothing is filled.
+    let mut conn = server(Config::default());
+    let header = client_frame(0x82, &[0; 0]);
+    let mut claim = vec![header[0], 0x80 | 127];
+    claim.extend_from_slice(&(16u64 << 20).to_be_bytes());
+    claim.extend_from_slice(&header[2..6]);
+    let before = counting::current();
+    assert_eq!(conn.receive(NOW, &claim), claim.len());
+    assert!(conn.poll_event().is_none());
+    let held = counting::current() - before;
+    assert!(held <= (1 << 20) + 1024, "a 16 MiB claim set aside {held} bytes");
+    assert_eq!(conn.frame_remaining(), 16 << 20);
+    // The frame still arrives whole, the buffer growing as it does.
+    let data = pattern(16 << 20);
+    let frame = client_frame(0x82, &data);
+    let (events, _, allocations) = feed_in_reads(&mut conn, &frame[claim.len()..]);
+    assert!(allocations < 8, "{allocations} allocations for a 16 MiB frame");
+    assert_eq!(events, [Ev::binary(&data)]);
+}
+
+#[test]
+fn an_owned_echo_of_large_messages_takes_one_buffer_per_message() {
+    let mut conn = server(Config::default());
+    let data = pattern(64 << 10);
+    let wire = client_frame(0x82, &data);
+    for round in 0..8 {
+        let mut messages = Vec::with_capacity(1);
+        let allocations = counting::allocations();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            // As the adapters read: a connection holding nothing takes a
+            // read whole; otherwise it reads into its own buffer.
+            let n = if conn.buffered_input() == 0 {
+                conn.receive(NOW, &rest[..rest.len().min(16 << 10)])
+            } else {
+                let buf = conn.receive_buffer((16 << 10).max(conn.frame_remaining()));
+                let n = buf.len().min(rest.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                conn.commit_received(NOW, n);
+                n
+            };
+            rest = &rest[n..];
+            while let Some(event) = conn.poll_owned() {
+                let OwnedEvent::Message(message) = event else { panic!("{event:?}") };
+                messages.push(message);
+            }
+        }
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].as_bytes(), &data[..]);
+        // One buffer for the frame, the record that shares it, and none
+        // for growth: the message took its buffer with it.
+        let allocations = counting::allocations() - allocations;
+        assert!(allocations <= 2, "round {round}: {allocations} allocations");
+    }
+}

@@ -245,7 +245,7 @@ impl Connection {
     /// the same read are kept.
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
-        let n = self.recv.receive(data, self.room());
+        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none());
         self.received(now, n);
         n
     }
@@ -557,6 +557,36 @@ impl Connection {
     /// connection parked on a read holds no receive buffer.
     pub fn buffered_input(&self) -> usize {
         self.recv.end - self.recv.start
+    }
+
+    /// Bytes of the frame being received that have not arrived yet (0 when
+    /// none is in progress, or before its header has been looked at by
+    /// [`poll_event`](Self::poll_event)). A frame delivered whole has room
+    /// set aside for it (up to 16 × [`Config::max_unprocessed_input`]), so an
+    /// adapter can ask [`receive_buffer`](Self::receive_buffer) for this
+    /// much and read it in one call rather than in small pieces.
+    pub fn frame_remaining(&self) -> usize {
+        self.recv.frame_missing()
+    }
+
+    /// See `Recv::receive_spare`.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn receive_spare(&mut self, want: usize) -> (&mut bytes::BytesMut, usize) {
+        let room = self.room();
+        self.recv.receive_spare(want, room)
+    }
+
+    /// See `Recv::commit_appended`; `now` as in [`Self::commit_received`].
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn commit_appended(&mut self, now: Duration) {
+        let n = self.recv.commit_appended();
+        self.received(now, n);
+    }
+
+    /// Room at the end of the receive buffer that is there already.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn spare_input_capacity(&self) -> usize {
+        self.recv.spare_capacity()
     }
 
     /// Bytes queued for sending and not yet transmitted.

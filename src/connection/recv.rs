@@ -197,12 +197,23 @@ impl Recv {
     }
 
     /// Copies as much of `data` as `room` allows; returns how much.
-    pub(crate) fn receive(&mut self, data: &[u8], room: usize) -> usize {
+    /// `frames`: the input is frames (not a handshake).
+    pub(crate) fn receive(&mut self, data: &[u8], room: usize, config: &Config, frames: bool) -> usize {
         let n = data.len().min(room);
         if n == 0 {
             return 0;
         }
         self.make_room(n);
+        // Input that starts a frame gets room for the frame at once (as
+        // `room_for_frame` would give it once the header is parsed), so the
+        // first read of a large frame is copied once, not again on growth.
+        let want = match FrameHeader::decode(data) {
+            Ok(Some((header, header_len))) if frames && self.at_frame_boundary() => {
+                frame_reserve(config, &header, header_len, self.streaming).max(n)
+            }
+            _ => n,
+        };
+        self.grow(want);
         // Appended rather than copied into zeroed spare room.
         self.rx.truncate(self.end);
         self.rx.extend_from_slice(&data[..n]);
@@ -211,20 +222,85 @@ impl Recv {
     }
 
     /// Spare room for up to `want` bytes (at most `room`) at the end of the
-    /// receive buffer, to read into directly.
+    /// receive buffer, to read into directly. While a frame held whole is
+    /// arriving and the buffer already has room for its rest, the room
+    /// offered ends where the buffer does, so that the frame's last read
+    /// does not grow (and copy) the buffer.
     pub(crate) fn receive_buffer(&mut self, want: usize, room: usize) -> &mut [u8] {
-        let n = want.min(room);
-        self.offered = 0;
-        if n == 0 {
-            return &mut [];
-        }
-        self.make_room(n);
+        let n = self.room_to_read(want, room);
         let end = self.end;
         if self.rx.len() < end + n {
             self.rx.resize(end + n, 0);
         }
         self.offered = n;
         &mut self.rx[end..end + n]
+    }
+
+    /// As [`Self::receive_buffer`], but the room is left uninitialised: the
+    /// buffer itself, holding exactly the received bytes, and how many may
+    /// be appended to it (with `bytes::BufMut`, by a reader that fills
+    /// uninitialised memory such as tokio's); then [`Self::commit_appended`].
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn receive_spare(&mut self, want: usize, room: usize) -> (&mut bytes::BytesMut, usize) {
+        let n = self.room_to_read(want, room);
+        self.rx.truncate(self.end);
+        self.offered = n;
+        (&mut self.rx, n)
+    }
+
+    /// Takes what was appended to the buffer [`Self::receive_spare`] lent
+    /// (no more than it offered); returns how much.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn commit_appended(&mut self) -> usize {
+        let appended = self.rx.len().saturating_sub(self.end);
+        self.rx.truncate(self.end + appended.min(self.offered));
+        self.commit(appended)
+    }
+
+    /// How much the next read may bring (`want`, at most `room`), with the
+    /// buffer's capacity made ready for it.
+    fn room_to_read(&mut self, want: usize, room: usize) -> usize {
+        let mut n = want.min(room);
+        self.offered = 0;
+        if n == 0 {
+            return 0;
+        }
+        self.make_room(n);
+        let spare = self.rx.capacity() - self.end;
+        let missing = self.frame_missing();
+        if missing > 0 && spare >= missing.min(n) {
+            n = n.min(spare);
+        } else if spare < n {
+            // Geometric growth for a frame larger than its reservation.
+            let live = self.end - self.start;
+            let target = if missing > 0 { (live + n).max((2 * live).min(live + missing)) } else { live + n };
+            self.grow(target);
+        }
+        n
+    }
+
+    /// Bytes of the frame being received that have not arrived yet (0 when
+    /// no frame is in progress): what an adapter may read at once.
+    pub(crate) fn frame_missing(&self) -> usize {
+        let Some(f) = self.frame else { return 0 };
+        // Where the frame ends in the buffer: a frame held whole starts at
+        // `start`; another one's consumed payload is gone from before it.
+        let from_start =
+            if f.buffered { f.header_len as u64 + f.header.payload_len } else { f.header.payload_len - f.consumed };
+        let frame_end = (self.start as u64).saturating_add(from_start);
+        usize::try_from(frame_end.saturating_sub(self.end as u64)).unwrap_or(usize::MAX)
+    }
+
+    /// Room at the end of the buffer that needs no allocation.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn spare_capacity(&self) -> usize {
+        let end = if self.start == self.end && self.stash.is_none() { 0 } else { self.end };
+        self.rx.capacity() - end
+    }
+
+    /// Nothing is pending and the next input starts a frame.
+    fn at_frame_boundary(&self) -> bool {
+        self.start == self.end && self.stash.is_none() && self.frame.is_none() && matches!(self.skip, Skip::Header)
     }
 
     /// Moves unprocessed input to the front of the receive buffer when that
@@ -245,17 +321,45 @@ impl Recv {
         }
     }
 
-    /// A frame of `len` bytes (header included) is to be held whole from
-    /// `start` and does not fit where it starts: move what arrived of it to
-    /// the front now, while that is only its first bytes, rather than
-    /// nearly all of it when a later read runs out of room. (No room is
-    /// reserved ahead: a length field alone must not make us allocate.)
-    fn room_for_frame(&mut self, len: usize) {
-        if self.stash.is_none() && self.start > 0 && self.rx.capacity() < self.start + len {
+    /// Gives the buffer room for `len` bytes from `start`. Only the bytes
+    /// that matter, `rx[..end]`, are kept, and what was consumed before
+    /// `start` is dropped first unless a peeked event points into it; a
+    /// buffer that must grow is replaced by one of the size asked for
+    /// rather than doubled, and a shared one (owned payloads split off it
+    /// still alive) is reclaimed when they are gone.
+    fn grow(&mut self, len: usize) {
+        if self.rx.capacity() >= self.start + len {
+            return;
+        }
+        if self.stash.is_none() && self.start > 0 {
             self.rx.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
+        self.rx.truncate(self.end);
+        let additional = self.start + len - self.end;
+        #[cfg(feature = "bytes")]
+        if !self.rx.try_reclaim(additional) {
+            let mut fresh = Buf::with_capacity(self.start + len);
+            fresh.extend_from_slice(&self.rx);
+            self.rx = fresh;
+        }
+        #[cfg(not(feature = "bytes"))]
+        self.rx.reserve_exact(additional);
+    }
+
+    /// A frame of `len` bytes (header included) is to be held whole from
+    /// `start`: room for it now (see [`frame_reserve`]), so that it arrives
+    /// into one buffer rather than one that grows and is copied as it does.
+    fn room_for_frame(&mut self, config: &Config, len: usize) {
+        if self.stash.is_none() && self.start > 0 && self.rx.capacity() < self.start + len {
+            // Move what arrived of it to the front now, while that is only
+            // its first bytes, rather than nearly all of it later.
+            self.rx.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.grow(len.min(reserve_limit(config)));
     }
 
     /// Records that `n` bytes were written at the end of the buffer (capped
@@ -396,7 +500,9 @@ impl Recv {
                 Ok(Some((header, header_len))) => match self.start_frame(config, header, header_len) {
                     Ok(frame) => {
                         if frame.buffered {
-                            self.room_for_frame(header_len + header.payload_len as usize);
+                            let len = usize::try_from(header.payload_len)
+                                .map_or(usize::MAX, |p| p.saturating_add(header_len));
+                            self.room_for_frame(config, len);
                         }
                         frame
                     }
@@ -851,6 +957,26 @@ impl Recv {
 
 /// A whole text frame turned out not to be UTF-8: the connection fails and
 /// the event becomes `Closed`.
+/// The most room a frame's length field alone makes the receive buffer set
+/// aside (not fill) before the frame's bytes arrive: 16 ×
+/// [`Config::max_unprocessed_input`] of payload, 1 MiB by default, and its
+/// header. A larger frame's buffer grows as it arrives.
+fn reserve_limit(config: &Config) -> usize {
+    config.max_unprocessed_input.saturating_mul(16).saturating_add(crate::frame::MAX_HEADER_LEN)
+}
+
+/// The room to set aside for a frame whose header starts the input: all of
+/// it, up to [`reserve_limit`], when it will be held whole (a control
+/// frame, or an uncompressed single-frame message not streamed); else none.
+fn frame_reserve(config: &Config, header: &FrameHeader, header_len: usize, streaming: bool) -> usize {
+    let whole = header.opcode.is_control()
+        || (header.fin && header.opcode != OpCode::Continuation && header.rsv & RSV1 == 0 && !streaming);
+    if !whole {
+        return 0;
+    }
+    usize::try_from(header.payload_len).map_or(usize::MAX, |p| p.saturating_add(header_len)).min(reserve_limit(config))
+}
+
 fn text_failed<A: Access>(shared: &mut A) {
     shared.lock().fail(ProtocolError::InvalidUtf8.into(), ProtocolError::InvalidUtf8.reason());
 }
@@ -888,6 +1014,11 @@ mod owned {
             let mut head = self.rx.split_to(cut);
             self.start -= cut;
             self.end -= cut;
+            if self.rx.capacity() == 0 {
+                // A frame that filled its buffer: an empty view of it would
+                // only keep the allocation alive, with nothing to reuse.
+                self.rx = bytes::BytesMut::new();
+            }
             bytes::Buf::advance(&mut head, start);
             head.truncate(end - start);
             Payload::from(head.freeze())

@@ -193,7 +193,7 @@ impl RecvHalf {
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
         let room = self.room();
-        let n = self.recv.receive(data, room);
+        let n = self.recv.receive(data, room, &self.config, true);
         self.received(now, n);
         n
     }
@@ -227,6 +227,31 @@ impl RecvHalf {
     /// See [`Connection::buffered_input`].
     pub fn buffered_input(&self) -> usize {
         self.recv.end - self.recv.start
+    }
+
+    /// See [`Connection::frame_remaining`].
+    pub fn frame_remaining(&self) -> usize {
+        self.recv.frame_missing()
+    }
+
+    /// See `Recv::receive_spare`.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn receive_spare(&mut self, want: usize) -> (&mut bytes::BytesMut, usize) {
+        let room = self.room();
+        self.recv.receive_spare(want, room)
+    }
+
+    /// See `Recv::commit_appended`; `now` as in [`Self::commit_received`].
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn commit_appended(&mut self, now: Duration) {
+        let n = self.recv.commit_appended();
+        self.received(now, n);
+    }
+
+    /// Room at the end of the receive buffer that is there already.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn spare_input_capacity(&self) -> usize {
+        self.recv.spare_capacity()
     }
 
     /// See [`Connection::wants_read`].

@@ -10,6 +10,12 @@ use std::cell::Cell;
 thread_local! {
     static CURRENT: Cell<i64> = const { Cell::new(0) };
     static PEAK: Cell<i64> = const { Cell::new(0) };
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one allocation or reallocation.
+fn call() {
+    let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
 }
 
 fn add(bytes: i64) {
@@ -31,6 +37,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller's contract is passed on unchanged.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
+            call();
             add(layout.size() as i64);
         }
         ptr
@@ -40,6 +47,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
+            call();
             add(layout.size() as i64);
         }
         ptr
@@ -55,6 +63,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
+            call();
             add(new_size as i64 - layout.size() as i64);
         }
         new
@@ -77,4 +86,9 @@ pub(crate) fn reset_peak() {
 /// The most this thread had allocated at once since [`reset_peak`].
 pub(crate) fn peak() -> i64 {
     PEAK.with(Cell::get)
+}
+
+/// How many allocations and reallocations this thread has made.
+pub(crate) fn allocations() -> u64 {
+    CALLS.with(Cell::get)
 }
