@@ -72,6 +72,9 @@ pub(crate) trait Read: Unpin {
 /// The write side of a transport.
 pub(crate) trait Write: Unpin {
     fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+    /// One slice: a plain write (`send` rather than `writev` on a socket,
+    /// a little cheaper in the kernel).
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
     /// Whether vectored writes are worth it (else one slice per write).
     fn is_write_vectored(&self) -> bool;
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -250,20 +253,19 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
         }
     }
 
-    /// Reads once into the connection, if it wants input.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let now = self.now();
+    /// Reads once into the connection, if it wants input; `now` is the time.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, now: Duration) -> Poll<()> {
         poll_read_into(&mut self.conn, &mut self.io, cx, now, &mut self.io_error)
     }
 
-    /// Runs the timers that are due; Ready if any ran.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Runs the timers that are due at `now` (or once the timer fires);
+    /// Ready if any ran.
+    fn poll_timers(&mut self, cx: &mut Context<'_>, mut now: Duration) -> Poll<()> {
         let Some(deadline) = self.conn.poll_timeout() else {
             self.timer.clear();
             return Poll::Pending;
         };
         loop {
-            let now = self.now();
             if deadline <= now {
                 self.conn.handle_timeout(now);
                 return Poll::Ready(());
@@ -271,6 +273,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
             if self.timer.poll_at(cx, self.epoch + deadline).is_pending() {
                 return Poll::Pending;
             }
+            now = self.now();
         }
     }
 
@@ -301,7 +304,9 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
             if self.closed_taken {
                 return Poll::Ready(None);
             }
-            if self.poll_timers(cx).is_ready() {
+            // One look at the clock for the timers and the read.
+            let now = self.now();
+            if self.poll_timers(cx, now).is_ready() {
                 continue;
             }
             if !self.conn.wants_read() {
@@ -309,7 +314,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
                 // a write will wake us.
                 return Poll::Pending;
             }
-            if self.poll_fill(cx).is_pending() {
+            if self.poll_fill(cx, now).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -347,7 +352,7 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
                 return Poll::Ready(());
             }
             if self.poll_write_out(cx).is_pending() && !self.conn.is_finished() {
-                if self.poll_timers(cx).is_ready() {
+                if self.poll_timers(cx, self.now()).is_ready() {
                     continue;
                 }
                 return Poll::Pending;
@@ -366,12 +371,13 @@ impl<T: Read + Write, C: Timer> Driver<T, C> {
                 }
                 self.write_shut = true;
             }
-            if self.poll_timers(cx).is_ready() {
+            let now = self.now();
+            if self.poll_timers(cx, now).is_ready() {
                 continue;
             }
             // Read and discard until the peer closes too.
             while let Some(_event) = self.conn.poll_event() {}
-            if self.poll_fill(cx).is_pending() {
+            if self.poll_fill(cx, now).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -590,17 +596,20 @@ pub(crate) fn poll_transmit<W: Write>(
         let result = if vectored {
             let mut slices = [&[][..]; MAX_SLICES];
             let n = tx.slices(&mut slices);
-            if n == 0 {
-                break;
+            match n {
+                0 => break,
+                1 => io.poll_write(cx, slices[0]),
+                _ => {
+                    let bufs: [IoSlice<'_>; MAX_SLICES] = core::array::from_fn(|i| IoSlice::new(slices[i]));
+                    io.poll_write_vectored(cx, &bufs[..n])
+                }
             }
-            let bufs: [IoSlice<'_>; MAX_SLICES] = core::array::from_fn(|i| IoSlice::new(slices[i]));
-            io.poll_write_vectored(cx, &bufs[..n])
         } else {
             let front = tx.front();
             if front.is_empty() {
                 break;
             }
-            io.poll_write_vectored(cx, &[IoSlice::new(front)])
+            io.poll_write(cx, front)
         };
         match result {
             Poll::Ready(Ok(0)) => {
@@ -742,13 +751,12 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
         }
     }
 
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_timers(&mut self, cx: &mut Context<'_>, mut now: Duration) -> Poll<()> {
         let Some(deadline) = self.rx.poll_timeout() else {
             self.timer.clear();
             return Poll::Pending;
         };
         loop {
-            let now = self.now();
             if deadline <= now {
                 self.rx.handle_timeout(now);
                 // The writer's idle buffers too: it may be parked.
@@ -758,11 +766,11 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
             if self.timer.poll_at(cx, self.epoch + deadline).is_pending() {
                 return Poll::Pending;
             }
+            now = self.now();
         }
     }
 
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let now = self.now();
+    fn poll_fill(&mut self, cx: &mut Context<'_>, now: Duration) -> Poll<()> {
         poll_read_into(&mut self.rx, &mut self.io, cx, now, &mut self.io_error)
     }
 
@@ -791,13 +799,14 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
             if self.closed_taken {
                 return Poll::Ready(None);
             }
-            if self.poll_timers(cx).is_ready() {
+            let now = self.now();
+            if self.poll_timers(cx, now).is_ready() {
                 continue;
             }
             if !self.rx.wants_read() {
                 return Poll::Pending;
             }
-            if self.poll_fill(cx).is_pending() {
+            if self.poll_fill(cx, now).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -838,18 +847,19 @@ impl<R: Read, W: Write, C: Timer> ReadSide<R, W, C> {
                 }
                 if written.is_pending() {
                     drop(side);
-                    if self.poll_timers(cx).is_ready() {
+                    if self.poll_timers(cx, self.now()).is_ready() {
                         continue;
                     }
                     return Poll::Pending;
                 }
             }
-            if self.poll_timers(cx).is_ready() {
+            let now = self.now();
+            if self.poll_timers(cx, now).is_ready() {
                 continue;
             }
             // Read and discard until the peer closes too.
             while let Some(_event) = self.rx.poll_event() {}
-            if self.poll_fill(cx).is_pending() {
+            if self.poll_fill(cx, now).is_pending() {
                 return Poll::Pending;
             }
         }

@@ -84,6 +84,9 @@ impl<S: AsyncWrite + Unpin> driver::Write for Io<S> {
     fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
     fn is_write_vectored(&self) -> bool {
         // futures-io cannot say; its default forwards the first slice only,
         // which is still correct.

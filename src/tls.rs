@@ -502,6 +502,10 @@ mod layer {
             }
         }
 
+        fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
         fn is_write_vectored(&self) -> bool {
             // rustls frames several slices into one record without copying
             // them together first.
@@ -554,19 +558,28 @@ mod layer {
         }
     }
 
-    impl<T: Write> io::Write for Via<'_, '_, T> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            match self.io.poll_write_vectored(self.cx, bufs) {
+    impl<T: Write> Via<'_, '_, T> {
+        /// A write's outcome, `Pending` noted and reported as `WouldBlock`.
+        fn ready(&mut self, polled: Poll<io::Result<usize>>) -> io::Result<usize> {
+            match polled {
                 Poll::Ready(result) => result,
                 Poll::Pending => {
                     self.pending = true;
                     Err(io::ErrorKind::WouldBlock.into())
                 }
             }
+        }
+    }
+
+    impl<T: Write> io::Write for Via<'_, '_, T> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let polled = self.io.poll_write(self.cx, buf);
+            self.ready(polled)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let polled = self.io.poll_write_vectored(self.cx, bufs);
+            self.ready(polled)
         }
 
         fn flush(&mut self) -> io::Result<()> {
@@ -642,6 +655,10 @@ mod tests {
     }
 
     impl Write for End {
+        fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
         fn poll_write_vectored(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
             let mut pipe = self.tx.lock().unwrap();
             let room = self.capacity.saturating_sub(pipe.bytes.len()).min(self.chunk);

@@ -340,7 +340,9 @@ impl Recv {
         let additional = self.start + len - self.end;
         #[cfg(feature = "bytes")]
         if !self.rx.try_reclaim(additional) {
-            let mut fresh = Buf::with_capacity(self.start + len);
+            // Small messages split off one by one share a buffer of a
+            // read's size, rather than each taking an allocation.
+            let mut fresh = Buf::with_capacity((self.start + len).max(MIN_FRESH_BUFFER));
             fresh.extend_from_slice(&self.rx);
             self.rx = fresh;
         }
@@ -957,6 +959,12 @@ impl Recv {
 
 /// A whole text frame turned out not to be UTF-8: the connection fails and
 /// the event becomes `Closed`.
+/// The least a receive buffer that must be replaced is allocated with: a
+/// socket read's worth (owned payloads split off it keep it alive until
+/// they are dropped, and then it is reclaimed whole).
+#[cfg(feature = "bytes")]
+const MIN_FRESH_BUFFER: usize = 16 * 1024;
+
 /// The most room a frame's length field alone makes the receive buffer set
 /// aside (not fill) before the frame's bytes arrive: 16 ×
 /// [`Config::max_unprocessed_input`] of payload, 1 MiB by default, and its

@@ -449,12 +449,23 @@ impl Send {
         shared: &mut A,
         message: Message<'_>,
     ) -> Result<(), Error> {
+        self.send_data(config, shared, message.kind(), message.as_bytes())
+    }
+
+    /// [`Self::send`] given the kind and the bytes (text already known to
+    /// be UTF-8).
+    pub(crate) fn send_data<A: Access>(
+        &mut self,
+        config: &Config,
+        shared: &mut A,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Result<(), Error> {
         self.check(config, shared)?;
         if self.sending.is_some() {
             return Err(UsageError::MessageInProgress.into());
         }
-        let data = message.as_bytes();
-        let opcode = opcode_of(message.kind());
+        let opcode = opcode_of(kind);
         if self.compressor.as_deref().is_some_and(|c| c.wants(data.len())) {
             self.write_compressed(config, opcode, data, true);
             self.compressed_message_sent(config, shared);
@@ -733,7 +744,8 @@ mod owned {
                 _ => None,
             };
             let Some(bytes) = bytes else {
-                return self.send(config, shared, message.as_message());
+                // Not `as_message`: that checks text again.
+                return self.send_data(config, shared, kind, message.as_bytes());
             };
             drop(message);
             self.check(config, shared)?;
