@@ -869,17 +869,21 @@ impl Recv {
     pub(crate) fn event<A: Access>(&mut self, ready: Ready, shared: &mut A) -> Option<Event<'_>> {
         let Self { rx, msg, messages_received, .. } = self;
         Some(match ready {
-            Ready::Message { kind, start, end, assembled, .. } => {
+            Ready::Message { kind, start, end, assembled, checked } => {
                 let bytes = if assembled { &msg[start..end] } else { &rx[start..end] };
                 match kind {
                     MessageKind::Binary => {
                         *messages_received += 1;
                         Event::Message(Message::Binary(bytes))
                     }
-                    // The only pass for a frame that arrived whole; for text
-                    // validated piece by piece, the pass that yields `&str`
-                    // without `unsafe`.
-                    MessageKind::Text => match crate::message::str_from_utf8(bytes) {
+                    // Text validated as it arrived (or when peeked) is not
+                    // looked at again; a frame that arrived whole gets its
+                    // one pass here.
+                    MessageKind::Text => match if checked {
+                        Some(crate::message::str_from_checked(bytes))
+                    } else {
+                        crate::message::str_from_utf8(bytes)
+                    } {
                         Some(text) => {
                             *messages_received += 1;
                             Event::Message(Message::Text(text))
