@@ -129,10 +129,9 @@ impl Output {
         let head_len = header.encode(&mut head);
         self.reserve(head_len + payload.len());
         self.buf.extend_from_slice(&head[..head_len]);
-        let start = self.buf.len();
-        self.buf.extend_from_slice(payload);
-        if let Some(key) = key {
-            apply_mask(&mut self.buf[start..], key, 0);
+        match key {
+            Some(key) => crate::frame::extend_masked(&mut self.buf, payload, key, 0),
+            None => self.buf.extend_from_slice(payload),
         }
         self.push_framed(head_len + payload.len());
     }
