@@ -353,3 +353,48 @@ fn an_owned_echo_of_large_messages_takes_one_buffer_per_message() {
         assert!(allocations <= 2, "round {round}: {allocations} allocations");
     }
 }
+
+#[test]
+fn an_owned_echo_allocates_nothing_per_message_once_warm() {
+    // What the tokio echo server does with each message: take it owned,
+    // send it back, transmit, drop it. Reads are socket-sized.
+    for size in [16, 1024, 3000] {
+        let mut conn = server(Config::default());
+        let data = pattern(size);
+        let wire: Vec<u8> = (0..40).flat_map(|_| client_frame(0x82, &data)).collect();
+        let mut round = |conn: &mut Connection| {
+            for read in wire.chunks(16 << 10) {
+                let mut read = read;
+                while !read.is_empty() {
+                    let n = if conn.buffered_input() == 0 {
+                        conn.receive(NOW, read)
+                    } else {
+                        let buf = conn.receive_buffer(read.len());
+                        let n = buf.len();
+                        buf.copy_from_slice(&read[..n]);
+                        conn.commit_received(NOW, n);
+                        n
+                    };
+                    read = &read[n..];
+                    while let Some(event) = conn.poll_owned() {
+                        let OwnedEvent::Message(message) = event else { panic!("{event:?}") };
+                        conn.send_owned(message).unwrap();
+                        while !conn.poll_transmit().is_empty() {
+                            let n = conn.poll_transmit().len();
+                            conn.advance_transmit(n);
+                        }
+                    }
+                }
+            }
+        };
+        for _ in 0..3 {
+            round(&mut conn);
+        }
+        let before = counting::allocations();
+        for _ in 0..10 {
+            round(&mut conn);
+        }
+        let allocations = counting::allocations() - before;
+        assert_eq!(allocations, 0, "{size} B: {allocations} allocations for 400 messages");
+    }
+}
