@@ -53,8 +53,11 @@ pub struct Config {
     /// fits and [`Connection::wants_read`](crate::Connection::wants_read)
     /// turns false, so a peer cannot make the connection buffer without
     /// bound however much it sends. The frame being received is bounded
-    /// separately (`max_frame_size`). Default 64 KiB: several socket reads,
-    /// small next to the frame limit. At least 1 KiB.
+    /// separately (`max_frame_size`); one delivered whole has room set aside
+    /// for it when its header arrives, so it is read without the buffer
+    /// growing and being copied, up to 16 × this (1 MiB by default), room
+    /// that is only filled as the bytes come. Default 64 KiB: several socket
+    /// reads, small next to the frame limit. At least 1 KiB.
     pub max_unprocessed_input: usize,
     /// Automatic pongs waiting to be transmitted. When more pings arrive
     /// before they go out, the newest replaces the last queued pong (RFC

@@ -983,7 +983,9 @@ fn reserve_limit(config: &Config) -> usize {
 fn frame_reserve(config: &Config, header: &FrameHeader, header_len: usize, streaming: bool) -> usize {
     let whole = header.opcode.is_control()
         || (header.fin && header.opcode != OpCode::Continuation && header.rsv & RSV1 == 0 && !streaming);
-    if !whole {
+    // Nothing for a frame about to fail for its length.
+    let limit = if header.opcode.is_control() { MAX_CONTROL_PAYLOAD as u64 } else { config.max_frame_size as u64 };
+    if !whole || header.payload_len > limit {
         return 0;
     }
     usize::try_from(header.payload_len).map_or(usize::MAX, |p| p.saturating_add(header_len)).min(reserve_limit(config))
