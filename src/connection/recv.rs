@@ -147,6 +147,10 @@ pub(crate) struct Recv {
     fed: bool,
     /// The room `receive_buffer` last offered: what `commit` may take.
     offered: usize,
+    /// An owned payload was split off the receive buffer since it was
+    /// last replaced (see `grow`).
+    #[cfg(feature = "bytes")]
+    split: bool,
 }
 
 impl Recv {
@@ -170,6 +174,8 @@ impl Recv {
             release: Release::default(),
             fed: false,
             offered: 0,
+            #[cfg(feature = "bytes")]
+            split: false,
         }
     }
 
@@ -341,8 +347,10 @@ impl Recv {
         #[cfg(feature = "bytes")]
         if !self.rx.try_reclaim(additional) {
             // Small messages split off one by one share a buffer of a
-            // read's size, rather than each taking an allocation.
-            let mut fresh = Buf::with_capacity((self.start + len).max(MIN_FRESH_BUFFER));
+            // read's size, rather than each taking an allocation; a buffer
+            // nothing was split off is reused, and needs only what is asked.
+            let least = if core::mem::take(&mut self.split) { MIN_FRESH_BUFFER } else { 0 };
+            let mut fresh = Buf::with_capacity((self.start + len).max(least));
             fresh.extend_from_slice(&self.rx);
             self.rx = fresh;
         }
@@ -1026,6 +1034,7 @@ mod owned {
             }
             let cut = self.start;
             let mut head = self.rx.split_to(cut);
+            self.split = true;
             self.start -= cut;
             self.end -= cut;
             if self.rx.capacity() == 0 {
