@@ -362,7 +362,7 @@ fn an_owned_echo_allocates_nothing_per_message_once_warm() {
         let mut conn = server(Config::default());
         let data = pattern(size);
         let wire: Vec<u8> = (0..40).flat_map(|_| client_frame(0x82, &data)).collect();
-        let mut round = |conn: &mut Connection| {
+        let round = |conn: &mut Connection| {
             for read in wire.chunks(16 << 10) {
                 let mut read = read;
                 while !read.is_empty() {
