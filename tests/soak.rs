@@ -229,7 +229,12 @@ fn soak_echo_over_loopback() {
     for (id, handle) in clients.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(report)) => reports.push(report),
-            Ok(Err(e)) => panic!("client {id} failed: {e}"),
+            Ok(Err(e)) => {
+                // What the server saw tells why (its threads have had time
+                // to record it once the client's error came back).
+                thread::sleep(Duration::from_millis(200));
+                panic!("client {id} failed: {e}; echo server errors so far: {:?}", server_errors.lock().unwrap());
+            }
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
