@@ -321,10 +321,16 @@ impl Recv {
             self.start = 0;
             self.end = 0;
         } else if self.rx.capacity() - self.end < min && self.start > 0 {
-            self.rx.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            self.move_to_front();
         }
+    }
+
+    /// Moves `rx[start..end]` to the front of the buffer. Not while a
+    /// peeked event points before `start` (callers check).
+    fn move_to_front(&mut self) {
+        self.rx.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
     }
 
     /// Gives the buffer room for `len` bytes from `start`. Only the bytes
@@ -338,9 +344,7 @@ impl Recv {
             return;
         }
         if self.stash.is_none() && self.start > 0 {
-            self.rx.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            self.move_to_front();
         }
         self.rx.truncate(self.end);
         let additional = self.start + len - self.end;
@@ -365,9 +369,7 @@ impl Recv {
         if self.stash.is_none() && self.start > 0 && self.rx.capacity() < self.start + len {
             // Move what arrived of it to the front now, while that is only
             // its first bytes, rather than nearly all of it later.
-            self.rx.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            self.move_to_front();
         }
         self.grow(len.min(reserve_limit(config)));
     }
