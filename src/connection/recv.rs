@@ -213,11 +213,12 @@ impl Recv {
         // Input that starts a frame gets room for the frame at once (as
         // `room_for_frame` would give it once the header is parsed), so the
         // first read of a large frame is copied once, not again on growth.
+        let wanted = self.end - self.start + n;
         let want = match FrameHeader::decode(data) {
             Ok(Some((header, header_len))) if frames && self.at_frame_boundary() => {
-                frame_reserve(config, &header, header_len, self.streaming).max(n)
+                frame_reserve(config, &header, header_len, self.streaming).max(wanted)
             }
-            _ => n,
+            _ => wanted,
         };
         self.grow(want);
         // Appended rather than copied into zeroed spare room.
