@@ -206,10 +206,7 @@ pub(crate) fn frame_extent(buf: &[u8]) -> Option<(u8, usize, u64)> {
 /// compiler turns into vector instructions without any `unsafe`.
 #[inline]
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut pattern = [0u8; 32];
-    for (i, b) in pattern.iter_mut().enumerate() {
-        *b = key[(offset + i) & 3];
-    }
+    let pattern = mask_pattern(key, offset);
     let (blocks, tail) = data.as_chunks_mut::<32>();
     for block in blocks {
         for (b, m) in block.iter_mut().zip(pattern) {
@@ -232,10 +229,7 @@ pub(crate) fn extend_masked(out: &mut alloc::vec::Vec<u8>, data: &[u8], key: [u8
         return;
     }
     out.reserve(data.len());
-    let mut pattern = [0u8; 32];
-    for (i, b) in pattern.iter_mut().enumerate() {
-        *b = key[(offset + i) & 3];
-    }
+    let pattern = mask_pattern(key, offset);
     let (blocks, tail) = data.as_chunks::<32>();
     for block in blocks {
         let mut masked = *block;
@@ -247,6 +241,13 @@ pub(crate) fn extend_masked(out: &mut alloc::vec::Vec<u8>, data: &[u8], key: [u8
     let start = out.len();
     out.extend_from_slice(tail);
     mask_tail(&mut out[start..], key, offset + blocks.len() * 32);
+}
+
+/// The key repeated over a 32-byte block, starting at mask position
+/// `offset`.
+#[inline]
+fn mask_pattern(key: [u8; 4], offset: usize) -> [u8; 32] {
+    core::array::from_fn(|i| key[(offset + i) & 3])
 }
 
 /// Masks fewer than 32 bytes (all of a small message's payload) a word at a
