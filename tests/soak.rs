@@ -38,37 +38,13 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "common/rng.rs"]
+mod rng;
+
+use rng::Rng;
 use wscore::blocking::{self, WebSocket};
 use wscore::deflate::DeflateConfig;
 use wscore::{Accept, CloseCode, Config, Connection, Message};
-
-/// A small, fast generator (xorshift64*), seeded per connection so a
-/// failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
 
 /// Random text of about `len` bytes (never more), mixing one- to four-byte
 /// characters so that frames and reads split characters.

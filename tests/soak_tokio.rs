@@ -46,6 +46,8 @@
 
 #[path = "common/counting.rs"]
 mod counting;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -56,6 +58,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use rng::Rng;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use wscore::deflate::DeflateConfig;
@@ -190,26 +193,6 @@ const CLOSE_NO_TAKEOVER: u32 = 3;
 const CLOSE_PLAIN: u32 = 2;
 
 // ----- Random messages ------------------------------------------------------------------
-
-/// xorshift64*, seeded per connection so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A random length: mostly small, with the frame header's length encodings
 /// and the compression threshold crossed often and large messages rare
