@@ -198,10 +198,15 @@ fn per_connection_memory() {
             "{side}: {} bytes with takeover, quiet",
             pick(takeover_quiet)
         );
-        // Without takeover, the reset compressor and decompressor are kept
-        // for reuse while messages flow, like the large buffers, so busy
-        // they hold what takeover holds...
-        assert!((256 * KIB..512 * KIB).contains(&pick(stateless)), "{side}: {} bytes busy", pick(stateless));
+        // Without takeover, our encoder and the decompressor are kept for
+        // reuse while messages flow, like the large buffers: less than half
+        // of what takeover holds (miniz_oxide's compressor alone is 312 KiB)...
+        assert!(
+            (64 * KIB..pick(takeover) / 2).contains(&pick(stateless)),
+            "{side}: {} bytes busy, {} with takeover",
+            pick(stateless),
+            pick(takeover)
+        );
         // ...and once quiet for the delay, nothing is kept: no buffer, no
         // codec state, only the small codec record that negotiating
         // allocated. With no delay (retained 0) the codec state goes after

@@ -4,22 +4,33 @@
 //! decompressor for what we receive, so a connection's send and receive
 //! paths each own one.
 //!
-//! Compression uses `miniz_oxide`, whose compressor always keeps a 32 KiB
-//! window. When the peer limits our window to `2^bits` bytes with
-//! `*_max_window_bits` (bits below 15), a message is compressed in pieces of
-//! at most `2^bits` bytes, each ended with a full flush, which also drops the
-//! match dictionary; no back-reference can then reach further than the piece
-//! it is in, and the pieces still form one valid deflate stream. We honour
-//! every value from 8 to 15 exactly this way, including 8, which zlib
-//! silently treats as 9. Decompression always uses a 32 KiB window, which
-//! accepts streams made with any window from 8 to 15.
+//! Compression has two engines. Without context takeover in our
+//! direction (and for prepared messages) every message stands alone, and
+//! our own encoder (`encoder.rs`) compresses it: greedy LZ77 with a hash
+//! table that needs no clearing between messages (it records positions in
+//! one ever-growing count, so anything from an earlier message is out of
+//! range), matches never further back than `2^bits` bytes for any
+//! `*_max_window_bits` from 8 to 15 (8 exactly, where zlib silently uses
+//! 9), and the smallest of a dynamic Huffman, fixed Huffman or stored block.
+//! Building a Huffman code and its header costs a third of compressing a
+//! 1 KiB message, so at levels 1 to 6 a message reuses the code of the one
+//! before while that code stays within 2–4% of the entropy of the new
+//! message's symbols (a code built for the message itself is about 1%
+//! above it); levels 7 to 10 build one per block. Its state is a hash table
+//! of about twice the largest message (16 KiB for 1 KiB messages, at most
+//! 64 KiB), the block's tokens, one Huffman code (about 3 KiB), and at
+//! levels 2 and up a 128 KiB hash chain. miniz_oxide's compressor would
+//! have to be reset between messages, zeroing 312 KiB, which costs more
+//! than compressing a 1 KiB message.
 //!
-//! Without context takeover, the compressor is reset in place after each
-//! message rather than built again: the same zeroing of its 312 KiB, but
-//! no allocation or page faults. (A full flush would clear only its 128 KiB
-//! of hash tables and suffice for correctness, since it sets the dictionary
-//! size that bounds every match distance to zero, but the next message
-//! then compresses more slowly, as the compressor's notes explain.)
+//! With context takeover the messages form one stream, compressed by
+//! `miniz_oxide`, whose state is the context. It always keeps a 32 KiB
+//! window: when the peer limits our window to `2^bits` bytes (bits below
+//! 15), a message is compressed in pieces of at most `2^bits` bytes, each
+//! ended with a full flush, which also drops the match dictionary; no
+//! back-reference can then reach further than the piece it is in, and the
+//! pieces still form one valid deflate stream. Decompression always uses a
+//! 32 KiB window, which accepts streams made with any window from 8 to 15.
 //!
 //! Decompression keeps its history in a plain (non-wrapping) buffer of the
 //! last 32 KiB of output followed by room for new output, so that miniz
@@ -28,11 +39,14 @@
 //! as zlib reports it, not a read of stale bytes. Without context takeover
 //! the same buffer serves the next message from its start again.
 //!
-//! Memory: the compressor state is about 312 KiB and the decompressor
-//! about 58 KiB (10 KiB of tables, 48 KiB of history and room). Each is
-//! allocated when its direction first carries a compressed message and
-//! kept while messages flow: without context takeover it is reset in place
-//! between messages, with it the state is the context. Once the connection
+//! Memory: the compressor state is about 312 KiB with context takeover;
+//! without, at level 1, about 23 KiB for messages of 1 KiB and at most
+//! 131 KiB for large ones (hash table, tokens, code), 128 KiB more at
+//! higher levels. The decompressor is about 58 KiB
+//! (10 KiB of tables, 48 KiB of history and room). Each is allocated when
+//! its direction first carries a compressed message and kept while
+//! messages flow: without context takeover it holds nothing a later
+//! message needs, with it the state is the context. Once the connection
 //! has been quiet for
 //! [`Config::buffer_release_delay`](crate::Config::buffer_release_delay)
 //! the compressor is freed either way (takeover permits referring back to
@@ -44,6 +58,7 @@
 //! is freed after each message.
 
 mod compress;
+mod encoder;
 mod inflate;
 pub mod negotiation;
 #[cfg(test)]
@@ -198,7 +213,8 @@ fn direction(params: &DeflateParams, sender: Role) -> (u8, bool) {
 /// Compresses whole messages, each with a fresh context, for a broadcast:
 /// one compressed form sent on many connections (see
 /// `PreparedMessage::with_compressor`, with the `bytes` feature). Keeping
-/// one saves allocating and zeroing a compressor (312 KiB) per message.
+/// one keeps its hash table and its last Huffman code, which the next
+/// message of the same kind usually reuses (see the module notes).
 ///
 /// ```
 /// use wscore::deflate::MessageCompressor;
@@ -211,7 +227,7 @@ fn direction(params: &DeflateParams, sender: Role) -> (u8, bool) {
 pub struct MessageCompressor(Compressor);
 
 impl MessageCompressor {
-    /// With miniz `level` (0 to 10) and a window of `2^window_bits` bytes
+    /// At `level` 0 (store) to 10 (slowest), with a window of `2^window_bits` bytes
     /// (8 to 15).
     pub fn new(level: u8, window_bits: u8) -> Self {
         Self(Compressor::standalone(level, window_bits))

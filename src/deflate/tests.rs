@@ -179,14 +179,16 @@ fn state_is_reused_without_takeover_and_freed_by_release() {
     let payload = compress(&mut c, &message, &[]);
     inflate(&mut d, &payload, 4096).unwrap();
     let (cm, dm) = (c.memory(), d.memory());
-    assert!(cm > 300 * 1024 && dm > 48 * 1024, "{cm} {dm}");
+    // Our encoder: a hash table of about twice the message, its tokens and
+    // a Huffman code, not miniz's 312 KiB.
+    assert!(cm > 16 * 1024 && cm < 40 * 1024 && dm > 48 * 1024, "{cm} {dm}");
     assert_eq!((c.releasable(), d.releasable()), (cm, dm));
-    // Mid-message, the state is the message's context.
+    // Mid-message too, every piece stands alone: nothing to keep.
     let mut out = Vec::new();
     c.compress_into(&message, false, &mut out);
-    assert_eq!(c.releasable(), 0);
+    assert_eq!(c.releasable(), c.memory());
     c.release();
-    assert_eq!(c.memory(), cm);
+    assert_eq!(c.memory(), 0);
     c.compress_into(&[], true, &mut out);
     d.inflate(&payload, &mut [0; 10]).unwrap();
     assert_eq!(d.releasable(), 0);
