@@ -1031,6 +1031,10 @@ mod owned {
         /// `rx[start..end]`, which lies before `self.start`, as an owned
         /// payload: copied if tiny, else split off the buffer (everything
         /// before `self.start` has been consumed).
+        // Inlined, like `take_msg` and `owned_event`, so that the payload
+        // is built where the caller of `poll_owned` holds the event (see
+        // there).
+        #[inline(always)]
         fn take_rx(&mut self, start: usize, end: usize) -> Payload {
             if let Some(inline) = Payload::inline(&self.rx[start..end]) {
                 return inline;
@@ -1052,6 +1056,7 @@ mod owned {
 
         /// `msg[start..end]` as an owned payload; the assembly buffer is
         /// handed over whole, and the next message gets a new one.
+        #[inline(always)]
         fn take_msg(&mut self, start: usize, end: usize) -> Payload {
             if let Some(inline) = Payload::inline(&self.msg[start..end]) {
                 return inline;
@@ -1062,6 +1067,7 @@ mod owned {
         }
 
         /// Builds the owned event for `ready` (not a handshake event).
+        #[inline]
         pub(crate) fn owned_event<A: Access>(&mut self, ready: Ready, shared: &mut A) -> Option<OwnedEvent<'static>> {
             Some(match ready {
                 Ready::Message { kind, start, end, assembled, checked } => {

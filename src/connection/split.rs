@@ -309,6 +309,7 @@ impl RecvHalf {
 
     /// See [`Connection::poll_owned`].
     #[cfg(feature = "bytes")]
+    #[inline]
     pub fn poll_owned(&mut self) -> Option<super::OwnedEvent<'_>> {
         let ready = match self.recv.stash.take() {
             Some(ready) => ready,

@@ -151,7 +151,8 @@ impl Compressor {
 
     /// Heap bytes held by the compressor state (0 when it is not allocated).
     pub(crate) fn memory(&self) -> usize {
-        self.encoder.as_ref().map_or(0, |e| size_of::<Encoder>() + e.memory()) + if self.state.is_some() { COMPRESSOR_BYTES } else { 0 }
+        self.encoder.as_ref().map_or(0, |e| size_of::<Encoder>() + e.memory())
+            + if self.state.is_some() { COMPRESSOR_BYTES } else { 0 }
     }
 
     /// Heap bytes [`release`](Self::release) would free now: the state,
