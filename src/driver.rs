@@ -449,7 +449,7 @@ macro_rules! input {
                 self.config().max_unprocessed_input
             }
             fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
-                <$t>::receive(self, now, data)
+                <$t>::receive_all(self, now, data)
             }
             fn receive_buffer(&mut self, want: usize) -> &mut [u8] {
                 <$t>::receive_buffer(self, want)

@@ -296,6 +296,56 @@ fn a_large_frame_read_in_pieces_arrives_into_one_buffer() {
 }
 
 #[test]
+fn large_frames_in_socket_reads_each_land_at_the_front_of_one_buffer() {
+    // 64 KiB frames offered in 64 KiB reads, as a caller that reads into
+    // its own buffer and hands each read to `receive` does: every read but
+    // the first ends one frame and goes on into the next. `receive` stops
+    // at the end of the frame in progress when the next one would not fit
+    // after it, so once the message is drained the rest is offered again
+    // and lands at the front of the same buffer: no frame's first piece is
+    // moved (taking it all, the connection moved it there), and the buffer
+    // is not grown around it.
+    let mut conn = server(Config::default());
+    let payloads: Vec<Vec<u8>> = (0..4u8).map(|i| pattern(64 << 10).iter().map(|b| b ^ i).collect()).collect();
+    let wire: Vec<u8> = payloads.iter().flat_map(|p| client_frame(0x82, p)).collect();
+    let mut received = Vec::new();
+    let mut allocations_after_first = 0;
+    let (mut offset, mut offsets) = (0, Vec::new());
+    for read in wire.chunks(64 << 10) {
+        let mut read = read;
+        while !read.is_empty() {
+            let before = counting::allocations();
+            let taken = conn.receive(NOW, read);
+            if !received.is_empty() {
+                allocations_after_first += counting::allocations() - before;
+            }
+            offset += taken;
+            offsets.push(offset);
+            read = &read[taken..];
+            while let Some(event) = conn.poll_event() {
+                match event {
+                    wscore::Event::Message(Message::Binary(data)) => received.push((data.as_ptr(), data.to_vec())),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert!(taken > 0 || !received.is_empty(), "no progress");
+        }
+    }
+    assert_eq!(received.len(), 4);
+    for ((ptr, data), payload) in received.iter().zip(&payloads) {
+        assert!(data == payload);
+        assert_eq!(*ptr, received[0].0, "every message at the front of the first one's buffer");
+    }
+    assert_eq!(allocations_after_first, 0, "the buffer grew after the first frame");
+    // Each read that goes on into the next frame was taken up to the end
+    // of the frame in progress first.
+    let frame = wire.len() / 4;
+    for end in (1..=4).map(|k| k * frame) {
+        assert!(offsets.contains(&end), "no receive stopped at {end}: {offsets:?}");
+    }
+}
+
+#[test]
 fn a_length_field_alone_sets_aside_no_more_than_the_reservation_bound() {
     // 16 MiB is within the default frame limit; only 16 x 64 KiB (and a
     // header) is set aside before the bytes come, and nothing is filled.

@@ -239,13 +239,27 @@ impl Connection {
     /// Hands the connection bytes that arrived from the peer, at time `now`,
     /// and returns how many it took: all of them unless that would leave
     /// more than [`Config::max_unprocessed_input`] bytes unprocessed (while
-    /// an event waits to be taken, say). Keep the rest and offer it again
-    /// after draining [`poll_event`](Self::poll_event). Nothing is processed
-    /// until `poll_event` is called, so bytes that follow the handshake in
-    /// the same read are kept.
+    /// an event waits to be taken, say), or unless they end a frame and go
+    /// on into a large one that would not fit after it in the receive
+    /// buffer: then they are taken up to the end of the first frame, and the
+    /// rest, offered again after draining, lands at the front of the
+    /// emptied buffer instead of being moved there later. Keep the rest and
+    /// offer it again after draining [`poll_event`](Self::poll_event).
+    /// Nothing is processed until `poll_event` is called, so bytes that
+    /// follow the handshake in the same read are kept.
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
-        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none());
+        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none(), false);
+        self.received(now, n);
+        n
+    }
+
+    /// [`receive`](Self::receive) without stopping at a frame's end: all
+    /// the room allows, for an adapter whose read buffer is gone after the
+    /// call.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn receive_all(&mut self, now: Duration, data: &[u8]) -> usize {
+        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none(), true);
         self.received(now, n);
         n
     }

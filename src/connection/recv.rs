@@ -204,10 +204,16 @@ impl Recv {
 
     /// Copies as much of `data` as `room` allows; returns how much.
     /// `frames`: the input is frames (not a handshake).
-    pub(crate) fn receive(&mut self, data: &[u8], room: usize, config: &Config, frames: bool) -> usize {
-        let n = data.len().min(room);
+    /// Copies in as much of `data` as `room` allows; with `frames` (the
+    /// handshake is done), stopping where [`Self::stop_before_moved_frame`]
+    /// says when `whole` is false.
+    pub(crate) fn receive(&mut self, data: &[u8], room: usize, config: &Config, frames: bool, whole: bool) -> usize {
+        let mut n = data.len().min(room);
         if n == 0 {
             return 0;
+        }
+        if frames && !whole {
+            n = self.stop_before_moved_frame(&data[..n], config);
         }
         self.make_room(n);
         // Input that starts a frame gets room for the frame at once (as
@@ -226,6 +232,42 @@ impl Recv {
         self.rx.extend_from_slice(&data[..n]);
         self.offered = n;
         self.commit(n)
+    }
+
+    /// How much of `data` to take: all of it, unless it ends the frame in
+    /// progress and goes on into a frame to be held whole that would not
+    /// fit after it in the buffer. Taken, that frame's first piece would
+    /// have to be moved to the front (or the buffer grown around it) once
+    /// the message before it is drained, a copy of up to the whole read;
+    /// left for the caller to offer again after draining, it lands at the
+    /// front of the emptied buffer. Small frames following one another are
+    /// taken together as before, and so is a piece of the next frame
+    /// shorter than [`MOVE_WORTH_AVOIDING`].
+    fn stop_before_moved_frame(&self, data: &[u8], config: &Config) -> usize {
+        let n = data.len();
+        let idle = self.start == self.end && self.stash.is_none();
+        let frame_end = if self.at_frame_boundary() {
+            match FrameHeader::decode(data) {
+                Ok(Some((header, header_len))) => usize::try_from(header.payload_len)
+                    .ok()
+                    .and_then(|p| p.checked_add(header_len))
+                    .unwrap_or(usize::MAX),
+                _ => return n,
+            }
+        } else {
+            self.frame_missing()
+        };
+        if frame_end == 0 || frame_end >= n {
+            return n;
+        }
+        let Ok(Some((next, next_len))) = FrameHeader::decode(&data[frame_end..]) else { return n };
+        let reserve = frame_reserve(config, &next, next_len, self.streaming);
+        // A small piece costs less to move than a second call.
+        if reserve.min(n - frame_end) < MOVE_WORTH_AVOIDING {
+            return n;
+        }
+        let next_at = if idle { 0 } else { self.end } + frame_end;
+        if reserve > self.rx.capacity().saturating_sub(next_at) { frame_end } else { n }
     }
 
     /// Spare room for up to `want` bytes (at most `room`) at the end of the
@@ -991,6 +1033,11 @@ fn reserve_limit(config: &Config) -> usize {
 /// The room to set aside for a frame whose header starts the input: all of
 /// it, up to [`reserve_limit`], when it will be held whole (a control
 /// frame, or an uncompressed single-frame message not streamed); else none.
+/// The shortest piece of a next frame that `receive` leaves for the
+/// caller to offer again rather than take and move later (see
+/// `Recv::stop_before_moved_frame`).
+const MOVE_WORTH_AVOIDING: usize = 4096;
+
 fn frame_reserve(config: &Config, header: &FrameHeader, header_len: usize, streaming: bool) -> usize {
     let whole = header.opcode.is_control()
         || (header.fin && header.opcode != OpCode::Continuation && header.rsv & RSV1 == 0 && !streaming);

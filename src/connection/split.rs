@@ -193,7 +193,16 @@ impl RecvHalf {
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
         let room = self.room();
-        let n = self.recv.receive(data, room, &self.config, true);
+        let n = self.recv.receive(data, room, &self.config, true, false);
+        self.received(now, n);
+        n
+    }
+
+    /// See [`Connection::receive_all`].
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn receive_all(&mut self, now: Duration, data: &[u8]) -> usize {
+        let room = self.room();
+        let n = self.recv.receive(data, room, &self.config, true, true);
         self.received(now, n);
         n
     }
