@@ -203,10 +203,8 @@ impl Recv {
     }
 
     /// Copies as much of `data` as `room` allows; returns how much.
-    /// `frames`: the input is frames (not a handshake).
-    /// Copies in as much of `data` as `room` allows; with `frames` (the
-    /// handshake is done), stopping where [`Self::stop_before_moved_frame`]
-    /// says when `whole` is false.
+    /// `frames`: the input is frames (not a handshake), and then, unless
+    /// `whole`, the copy stops where [`Self::stop_before_moved_frame`] says.
     pub(crate) fn receive(&mut self, data: &[u8], room: usize, config: &Config, frames: bool, whole: bool) -> usize {
         let mut n = data.len().min(room);
         if n == 0 {
@@ -1030,14 +1028,14 @@ fn reserve_limit(config: &Config) -> usize {
     config.max_unprocessed_input.saturating_mul(16).saturating_add(crate::frame::MAX_HEADER_LEN)
 }
 
-/// The room to set aside for a frame whose header starts the input: all of
-/// it, up to [`reserve_limit`], when it will be held whole (a control
-/// frame, or an uncompressed single-frame message not streamed); else none.
 /// The shortest piece of a next frame that `receive` leaves for the
 /// caller to offer again rather than take and move later (see
 /// `Recv::stop_before_moved_frame`).
 const MOVE_WORTH_AVOIDING: usize = 4096;
 
+/// The room to set aside for a frame whose header starts the input: all of
+/// it, up to [`reserve_limit`], when it will be held whole (a control
+/// frame, or an uncompressed single-frame message not streamed); else none.
 fn frame_reserve(config: &Config, header: &FrameHeader, header_len: usize, streaming: bool) -> usize {
     let whole = header.opcode.is_control()
         || (header.fin && header.opcode != OpCode::Continuation && header.rsv & RSV1 == 0 && !streaming);
