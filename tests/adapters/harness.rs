@@ -521,27 +521,11 @@ pub(crate) async fn echo<W: Ws>(mut ws: W) -> Ending {
 
 // ----- Payloads ------------------------------------------------------------------------
 
-/// A small deterministic generator (xorshift64*), seeded per test so a
+/// The soak tests' seeded generator (xorshift64*), seeded per test so a
 /// failure replays.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number below `n`.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "../common/rng.rs"]
+mod rng;
+pub(crate) use rng::Rng;
 
 /// Text of exactly `len` bytes mixing one- to four-byte characters, so
 /// that frame and read boundaries fall inside characters.

@@ -1,8 +1,8 @@
 // Each test crate that uses it takes a different part of this.
 #![allow(dead_code)]
 
-//! A small, fast generator (xorshift64*) for the soak tests, seeded per
-//! connection so a failure can be replayed.
+//! A small, fast generator (xorshift64*) for the soak and adapter tests,
+//! seeded per connection or test so a failure can be replayed.
 
 pub(crate) struct Rng(u64);
 
