@@ -249,9 +249,7 @@ impl Connection {
     /// follow the handshake in the same read are kept.
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
-        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none(), false);
-        self.received(now, n);
-        n
+        self.take_input(now, data, false)
     }
 
     /// [`receive`](Self::receive) without stopping at a frame's end: all
@@ -259,7 +257,12 @@ impl Connection {
     /// call.
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn receive_all(&mut self, now: Duration, data: &[u8]) -> usize {
-        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none(), true);
+        self.take_input(now, data, true)
+    }
+
+    /// [`receive`](Self::receive), stopping at a frame's end unless `whole`.
+    fn take_input(&mut self, now: Duration, data: &[u8], whole: bool) -> usize {
+        let n = self.recv.receive(data, self.room(), &self.config, self.handshake.is_none(), whole);
         self.received(now, n);
         n
     }

@@ -192,17 +192,19 @@ impl RecvHalf {
     /// See [`Connection::receive`].
     #[must_use = "the connection may take only part of the input"]
     pub fn receive(&mut self, now: Duration, data: &[u8]) -> usize {
-        let room = self.room();
-        let n = self.recv.receive(data, room, &self.config, true, false);
-        self.received(now, n);
-        n
+        self.take_input(now, data, false)
     }
 
     /// See [`Connection::receive_all`].
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn receive_all(&mut self, now: Duration, data: &[u8]) -> usize {
+        self.take_input(now, data, true)
+    }
+
+    /// See `Connection::take_input`.
+    fn take_input(&mut self, now: Duration, data: &[u8], whole: bool) -> usize {
         let room = self.room();
-        let n = self.recv.receive(data, room, &self.config, true, true);
+        let n = self.recv.receive(data, room, &self.config, true, whole);
         self.received(now, n);
         n
     }

@@ -204,10 +204,7 @@ impl Encoder {
                 // Literals, more of them at once the longer nothing matched.
                 let step = 1 + (misses >> 5).min(31);
                 let stop = (i + step).min(end);
-                for &byte in &data[i..stop] {
-                    self.tokens.push(u32::from(byte));
-                    block.litlen[usize::from(byte)] += 1;
-                }
+                block.literals(&mut self.tokens, &data[i..stop]);
                 misses += stop - i;
                 i = stop;
             }
@@ -218,10 +215,7 @@ impl Encoder {
                 block_start = i;
             }
         }
-        for &byte in &data[i..] {
-            self.tokens.push(u32::from(byte));
-            block.litlen[usize::from(byte)] += 1;
-        }
+        block.literals(&mut self.tokens, &data[i..]);
         if block_start < end {
             block.write(&self.tokens, &data[block_start..], level, &mut self.code, bits);
         }
@@ -317,6 +311,15 @@ struct Block {
 impl Block {
     fn new() -> Self {
         Self { litlen: [0; LITLEN], dist: [0; DIST] }
+    }
+
+    /// Appends `bytes` as literal tokens and counts them.
+    #[inline]
+    fn literals(&mut self, tokens: &mut Vec<u32>, bytes: &[u8]) {
+        for &byte in bytes {
+            tokens.push(u32::from(byte));
+            self.litlen[usize::from(byte)] += 1;
+        }
     }
 
     #[inline]
@@ -428,12 +431,9 @@ impl DynamicCode {
         // least weight, so that the next block of the same kind finds one.
         let mut recent = previous.filter(|_| reusable).map_or([0; LITLEN + DIST], |p| p.recent);
         let mut weights = Block::new();
-        let (lit_recent, dist_recent) = recent.split_at_mut(LITLEN);
-        for (w, (&f, age)) in weights.litlen.iter_mut().zip(block.litlen.iter().zip(lit_recent)) {
-            *age = if f > 0 { RECENT } else { age.saturating_sub(1) };
-            *w = 2 * f + u32::from(*age > 0 && reusable);
-        }
-        for (w, (&f, age)) in weights.dist.iter_mut().zip(block.dist.iter().zip(dist_recent)) {
+        let slots = weights.litlen.iter_mut().chain(&mut weights.dist);
+        let freqs = block.litlen.iter().chain(&block.dist);
+        for ((w, &f), age) in slots.zip(freqs).zip(&mut recent) {
             *age = if f > 0 { RECENT } else { age.saturating_sub(1) };
             *w = 2 * f + u32::from(*age > 0 && reusable);
         }
